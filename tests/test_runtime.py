@@ -1,0 +1,112 @@
+"""The multi-stage image's runtime contract under docker run."""
+
+import json
+import time
+
+import pytest
+from conftest import docker, http, inspect, no_traceback, shell, wait_for_status
+
+pytestmark = pytest.mark.docker
+GREETING = "Hello from a multi-stage build"
+
+
+def test_config_user_is_numeric_and_not_root(multi_image):
+    """USER is a numeric non-zero UID, so runAsNonRoot can verify it without /etc/passwd."""
+    user = inspect(multi_image)["Config"]["User"].split(":")[0]
+    assert user.isdigit() and int(user) != 0, user
+
+
+def test_process_runs_as_non_root(multi_image, run):
+    """The running app's uid is not 0."""
+    app = run(multi_image)
+    wait_for_status(app.url + "/healthz")
+    assert app.exec("id", "-u").stdout.strip() != "0"
+
+
+def test_app_code_not_writable_by_app_user(multi_image):
+    """The app user can read its code but not change it."""
+    out = shell(multi_image, "for f in /app /app/app.py /app/gunicorn.conf.py /opt/venv/bin/gunicorn; do [ -w $f ] && echo $f; done; true")
+    assert out.strip() == ""
+    assert shell(multi_image, "cat /app/app.py >/dev/null && echo readable").strip() == "readable"
+
+
+def test_serves_root_within_2_seconds(multi_image, run):
+    """docker run → 200 on / with the greeting in under 2 s."""
+    app = run(multi_image)
+    waited = wait_for_status(app.url + "/", timeout=10)
+    status, _, body = http(app.url + "/")
+    assert status == 200 and GREETING in body
+    assert time.monotonic() - app.started < 2.0 + 1.0 and waited < 2.0, f"first 200 after {waited:.2f}s"
+
+
+def test_serves_when_hardened(multi_image, run):
+    """Still serves with a read-only root, no capabilities, no privilege gain and tight limits."""
+    app = run(
+        multi_image,
+        "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges", "--pids-limit", "64", "--memory", "256m",
+    )
+    wait_for_status(app.url + "/", timeout=10)
+    assert GREETING in http(app.url + "/")[2]
+
+
+def test_healthcheck_defined(multi_image):
+    """The image declares a HEALTHCHECK in exec form."""
+    test = inspect(multi_image)["Config"]["Healthcheck"]["Test"]
+    assert test[0] == "CMD", test
+
+
+def test_container_becomes_healthy(multi_image, run):
+    """Docker's own health probe turns healthy."""
+    app = run(multi_image)
+    deadline = time.monotonic() + 20
+    while app.state()["Health"]["Status"] != "healthy":
+        assert time.monotonic() < deadline, app.state()["Health"]
+        time.sleep(0.25)
+
+
+def test_docker_stop_is_fast_and_clean(multi_image, run):
+    """SIGTERM reaches gunicorn (exec form): it exits 0 in under 2 s, no SIGKILL needed."""
+    app = run(multi_image)
+    wait_for_status(app.url + "/healthz")
+    start = time.monotonic()
+    docker("stop", app.name)
+    elapsed = time.monotonic() - start
+    assert app.state()["ExitCode"] == 0, app.logs()
+    assert elapsed < 2.0, f"docker stop took {elapsed:.2f}s"
+
+
+@pytest.fixture(scope="module")
+def app_url(multi_image):
+    """One running app for the bad-input checks."""
+    from conftest import Container
+
+    app = Container(multi_image)
+    wait_for_status(app.url + "/healthz")
+    yield app.url
+    app.remove()
+
+
+@pytest.mark.parametrize(
+    "method,path,data,expected",
+    [
+        ("GET", "/no-such-page", None, 404),
+        ("DELETE", "/", None, 405),
+        ("POST", "/visits", b"x" * (1024 * 1024), 413),
+    ],
+    ids=["unknown-route-404", "wrong-method-405", "oversized-body-413"],
+)
+def test_bad_input_never_500(app_url, method, path, data, expected):
+    """Bad requests get the right 4xx, as JSON, with no traceback."""
+    status, headers, body = http(app_url + path, method=method, data=data)
+    assert status == expected
+    assert headers["Content-Type"].startswith("application/json")
+    json.loads(body)
+    assert no_traceback(body)
+
+
+def test_single_stage_also_serves(single_image, run):
+    """The naive baseline works too: the comparison is honest."""
+    app = run(single_image)
+    wait_for_status(app.url + "/", timeout=15)
+    assert GREETING in http(app.url + "/")[2]

@@ -26,6 +26,7 @@ RUN set -eux; \
 # It is created without pip: the base image's pip installs into it with --python.
 # The CA bundle (optional) is a secret: pip trusts a TLS-intercepting proxy, no layer keeps it.
 # requirements.txt is bind-mounted rather than copied, so it leaves no layer behind either.
+# Compiled extensions inherit the interpreter's -g: stripping their debug symbols saves ~1 MB.
 RUN --mount=type=cache,target=/root/.cache/pip \
     --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
     --mount=type=secret,id=ca \
@@ -36,7 +37,8 @@ RUN --mount=type=cache,target=/root/.cache/pip \
         --disable-pip-version-check \
         --require-hashes \
         --root-user-action=ignore \
-        --requirement /tmp/requirements.txt
+        --requirement /tmp/requirements.txt; \
+    find /opt/venv -name '*.so' -exec strip --strip-unneeded {} +
 
 FROM ${PYTHON_IMAGE} AS runtime
 
@@ -58,6 +60,12 @@ COPY --link --from=builder /opt/venv /opt/venv
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1
+
+# The base image ships the standard library without .pyc files and the app user can't write
+# them, so every worker would recompile what it imports on every start (measured: twice the
+# start time). Importing the app's dependencies once, as root, writes just those (~3 MB).
+# Adapting the template? List your own heavy imports here.
+RUN python -c "import flask, gunicorn.app.wsgiapp, gunicorn.glogging, gunicorn.workers.sync, psycopg2.extensions"
 
 # Code is owned by root and only readable by the app user: a compromised worker can't rewrite it.
 WORKDIR /app

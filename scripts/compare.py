@@ -1,0 +1,497 @@
+#!/usr/bin/env python3
+"""Measure the base, single-stage and multi-stage images side by side (standard library only).
+
+Usage: compare.py --base IMG --single IMG --multi IMG [--runs 5] [--json F] [--svg F] [--markdown F] [--readme F]
+
+Wasted bytes and efficiency follow dive's filetree.Efficiency (wagoodman/dive, dive/filetree/efficiency.go):
+every leaf path of every layer tar is a copy of that path; a whiteout counts as a copy sized like the
+directory it deletes (0 for a deleted file); wasted = sum of all copies of the paths that have more than
+one; efficiency = sum(smallest copy of each path) / sum(all copies). Opaque-dir markers are ignored, as in dive.
+"""
+import argparse
+import datetime
+import http.client
+import json
+import os
+import pathlib
+import platform
+import posixpath
+import re
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+import uuid
+import zlib
+
+ROLES = ("base", "single", "multi")
+CATEGORIES = {  # key: (legend label, colour), in the order of the bar segments
+    "base": ("base image layers", "#9ca3af"),
+    "os": ("OS packages added", "#60a5fa"),
+    "toolchain": ("build toolchain / other", "#f87171"),
+    "python": ("virtualenv / Python packages", "#34d399"),
+    "app": ("app code", "#fbbf24"),
+}
+PYTHON_FILES = re.compile(r"^/(opt/venv|usr/local/lib/python3[.\d]*)/")  # venv, site-packages, bytecode
+TOOLCHAIN_FILES = re.compile(  # compilers, binutils, headers, static libraries, package and pip caches
+    r"^/usr/(include|lib/gcc|libexec/gcc|lib/[\w.]+-linux-gnu/gprofng)/"
+    r"|^/usr/bin/([\w.]+-linux-gnu-|gprofng|make$)"
+    r"|^/usr/lib/[\w.]+-linux-gnu/(lib(bfd|ctf|opcodes|sframe|isl|mpc|mpfr|[a-z]*san|itm|quadmath|cc1)\b|.*\.a$)"
+    r"|^/(root/\.cache|var/cache/apt|var/lib/apt/lists|tmp)/")
+WHITEOUT = ".wh."
+PYTHON_PROBE = "import sys, importlib.metadata as m; print(len(list(m.distributions())), sys.prefix)"
+PYTHON_PROBE_SH = ('if [ -x /opt/venv/bin/python ]; then exec /opt/venv/bin/python -c "$1"; '
+                   'elif command -v python3 >/dev/null; then exec python3 -c "$1"; else echo none; fi')
+COMPILERS_SH = ('for c in gcc cc make; do command -v "$c" || ls "/usr/bin/$c"; done; '
+                'ls -d /usr/bin/*-linux-gnu-gcc*; true')
+
+
+def log(message):
+    """Print a progress or error message on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def mb(n):
+    """Format a byte count in MB (10^6 bytes, like docker)."""
+    return f"{n / 1e6:.1f} MB"
+
+
+def docker(*args):
+    """Run a docker CLI command and return its stdout; raise RuntimeError on failure."""
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"`docker {args[0]}` exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def container_name():
+    """A unique name for a container this script starts."""
+    return f"compare-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def run_in(image, *argv):
+    """Run a command in a throwaway container without network and return its stdout."""
+    name = container_name()
+    try:
+        return docker("run", "--rm", "--name", name, "--network", "none",
+                      "--entrypoint", argv[0], image, *argv[1:])
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+class GzipCounter:
+    """Read-through wrapper counting the bytes read and what gzip -6 makes of them."""
+
+    def __init__(self, raw):
+        self.raw, self.raw_bytes, self.gzip_bytes = raw, 0, 0
+        self.zip = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: gzip container
+
+    def read(self, size=-1):
+        """Read from the wrapped stream, feeding the compressor."""
+        data = self.raw.read(size)
+        self.raw_bytes += len(data)
+        self.gzip_bytes += len(self.zip.compress(data))
+        return data
+
+    def finish(self):
+        """Consume the rest of the stream (tar padding included) and flush the compressor."""
+        while self.read(1 << 20):
+            pass
+        self.gzip_bytes += len(self.zip.flush())
+
+
+def layer_nodes(stream):
+    """Map a layer tar's paths to (size, is_dir) as dive's AddPath does; also sum the entries' sizes."""
+    nodes, content_bytes = {}, 0
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            content_bytes += member.size
+            path = posixpath.normpath(member.name).strip("/")
+            if path in ("", "."):
+                continue
+            parts = path.split("/")
+            for i in range(1, len(parts)):  # a parent missing from the tar gets an empty payload
+                nodes.setdefault("/" + "/".join(parts[:i]), (0, False))
+            if not parts[-1].startswith(WHITEOUT + WHITEOUT):  # dive skips .wh..wh..opq markers
+                nodes["/" + path] = (member.size, member.isdir())
+    return nodes, content_bytes
+
+
+def read_archive(image):
+    """Stream `docker save IMAGE` (nothing written to disk) through read_save_stream."""
+    proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        return read_save_stream(proc.stdout)
+    finally:
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode(errors="replace").strip()
+        if proc.wait() != 0:
+            raise RuntimeError(f"`docker save` exited {proc.returncode}: {stderr}")
+
+
+def read_save_stream(stream):
+    """Gzip size and file tree of each layer of a `docker save` archive, in manifest.json's order."""
+    blobs, manifest = {}, None
+    with tarfile.open(fileobj=stream, mode="r|") as archive:
+        for member in archive:  # manifest.json comes last: try every blob as a layer tar
+            if not member.isfile():
+                continue
+            data = archive.extractfile(member)
+            if member.name == "manifest.json":
+                manifest = json.load(data)
+                continue
+            counter = GzipCounter(data)
+            try:
+                nodes, content_bytes = layer_nodes(counter)
+            except tarfile.ReadError:  # the image config, not a layer
+                nodes, content_bytes = None, 0
+            counter.finish()
+            blobs[member.name] = {"name": member.name, "tar_bytes": counter.raw_bytes, "gzip_bytes": counter.gzip_bytes,
+                                  "content_bytes": content_bytes, "nodes": nodes}
+    if manifest is None:
+        raise RuntimeError("no manifest.json in the `docker save` archive")
+    missing = [name for name in manifest[0]["Layers"] if blobs.get(name, {}).get("nodes") is None]
+    if missing:
+        raise RuntimeError(f"layers listed in manifest.json but missing or not tars: {missing}")
+    return [blobs[name] for name in manifest[0]["Layers"]]
+
+
+def self_and_ancestors(path):
+    """Yield a path and each of its parent directories: /a/b, /a."""
+    while path not in ("", "/"):
+        yield path
+        path = posixpath.dirname(path)
+
+
+def dive_efficiency(layers):
+    """Wasted bytes and efficiency score exactly as dive's filetree.Efficiency computes them."""
+    cumulative, smallest, copies = {}, {}, {}
+    # The layers below the current one, stacked: path -> (size, is_dir). Like dive's
+    # StackTreeRange(trees, 0, -1), the first layer looks itself up in a copy of itself.
+    stacked = dict(layers[0]["nodes"]) if layers else {}
+    for layer in layers:
+        nodes = layer["nodes"]
+        parents = {posixpath.dirname(p) for p in nodes}
+        leaves = sorted((p for p in nodes if p not in parents), key=lambda p: p.split("/"))
+        removed = {posixpath.join(posixpath.dirname(p), posixpath.basename(p)[len(WHITEOUT):])
+                   for p in nodes if posixpath.basename(p).startswith(WHITEOUT)}
+        hidden = dict.fromkeys(removed, 0)  # bytes under each path this layer deletes
+        if removed:
+            for path, (size, _) in stacked.items():
+                for ancestor in self_and_ancestors(path):
+                    if ancestor in hidden:
+                        hidden[ancestor] += size
+        for leaf in leaves:  # dive visits only leaves, depth first, in name order
+            name = posixpath.basename(leaf)
+            if name.startswith(WHITEOUT):
+                path = posixpath.join(posixpath.dirname(leaf), name[len(WHITEOUT):])
+                if path not in stacked:  # dive's visitor fails: it leaves an entry of size -1
+                    cumulative.setdefault(path, 0)  # behind and skips the rest of the layer
+                    smallest.setdefault(path, -1)
+                    copies.setdefault(path, 0)
+                    break
+                size = hidden[path] if stacked[path][1] else 0  # a deleted file counts 0
+            else:
+                path, size = leaf, nodes[leaf][0]
+            cumulative[path] = cumulative.get(path, 0) + size
+            smallest[path] = size if smallest.get(path, -1) < 0 else min(smallest[path], size)
+            copies[path] = copies.get(path, 0) + 1
+        if removed:
+            stacked = {p: v for p, v in stacked.items() if not any(a in removed for a in self_and_ancestors(p))}
+        stacked.update((p, v) for p, v in nodes.items() if not posixpath.basename(p).startswith(WHITEOUT))
+    total = sum(cumulative.values())
+    wasted = sum(size for path, size in cumulative.items() if copies[path] > 1)
+    user_bytes = sum(layer["content_bytes"] for layer in layers[1:])  # dive: userSizeBytes
+    return {"wasted_bytes": wasted, "efficiency": sum(smallest.values()) / total if total else 1.0,
+            "size_bytes": sum(layer["content_bytes"] for layer in layers), "user_size_bytes": user_bytes,
+            "wasted_user_percent": 100 * wasted / user_bytes if user_bytes else 0.0}
+
+
+def composition(layers, base_layers):
+    """Bytes of file content per category; the first base_layers layers are the base image's."""
+    totals = dict.fromkeys(CATEGORIES, 0)
+    for index, layer in enumerate(layers):
+        for path, (size, _) in layer["nodes"].items():
+            if index < base_layers:
+                totals["base"] += size
+            elif PYTHON_FILES.match(path):
+                totals["python"] += size
+            elif path.startswith("/app/"):
+                totals["app"] += size
+            else:
+                totals["toolchain" if TOOLCHAIN_FILES.match(path) else "os"] += size
+    return totals
+
+
+def python_packages(image):
+    """Count the distributions of the image's /opt/venv, or else of its python3."""
+    out = run_in(image, "sh", "-c", PYTHON_PROBE_SH, "sh", PYTHON_PROBE).split()
+    return {"count": None, "env": None} if out == ["none"] else {"count": int(out[0]), "env": out[1]}
+
+
+def stopped_reason(name):
+    """Why a container is no longer running (state, exit code, last log lines), or "" if it runs."""
+    state = docker("container", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name).split()
+    if state[0] == "running":
+        return ""
+    logs = subprocess.run(["docker", "logs", "--tail", "5", name], capture_output=True, text=True)
+    tail = (logs.stdout + logs.stderr).strip()[-300:]
+    return f"container {state[0]} with code {state[1]}; last log lines: {tail!r}"
+
+
+def time_to_200(image, timeout=30.0):
+    """Seconds from `docker run -d` to the first HTTP 200 on /healthz."""
+    name = container_name()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    start = checked = time.monotonic()
+    try:
+        docker("run", "-d", "--name", name, "-p", "127.0.0.1::8000", image)
+        ports = subprocess.run(["docker", "port", name, "8000/tcp"], capture_output=True, text=True).stdout.split()
+        if not ports:
+            raise RuntimeError(f"port 8000 not published: {stopped_reason(name) or 'no mapping'}")
+        url = f"http://127.0.0.1:{ports[0].rsplit(':', 1)[1]}/healthz"
+        while time.monotonic() - start < timeout:
+            try:
+                with opener.open(url, timeout=1) as response:
+                    if response.status == 200:
+                        return time.monotonic() - start
+            except (OSError, http.client.HTTPException):
+                pass
+            if time.monotonic() - checked > 3:  # give up early on a dead container
+                checked = time.monotonic()
+                if reason := stopped_reason(name):
+                    raise RuntimeError(reason)
+            time.sleep(0.02)
+        raise RuntimeError(f"no HTTP 200 on /healthz within {timeout:.0f} s: {stopped_reason(name) or 'running'}")
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def startup(image, runs):
+    """Median and individual start→200 times over several runs."""
+    times = [time_to_200(image) for _ in range(runs)]
+    return {"runs_s": [round(t, 3) for t in times], "median_s": round(statistics.median(times), 3)}
+
+
+def measure(role, image, base_diff_ids, runs, errors):
+    """Measure one image; a failed step leaves None in its field and a line in errors."""
+    result = {"role": role, "image": image}
+
+    def step(key, label, func):
+        log(f"measuring {image}: {label}…")
+        try:
+            result[key] = func()
+        except Exception as exc:  # report it, show "err" in that cell, keep going
+            result[key] = None
+            errors.append(f"{image}: {label}: {exc}")
+            log(f"error: {image}: {label} failed: {exc}")
+
+    step("inspect", "docker image inspect", lambda: json.loads(docker("image", "inspect", image))[0])
+    info = result.pop("inspect")
+    if info is None:
+        return result
+    config, diff_ids = info.get("Config") or {}, info["RootFS"].get("Layers", [])
+    healthcheck = (config.get("Healthcheck") or {}).get("Test") or ["NONE"]
+    result.update(id=info["Id"], id_short=info["Id"].split(":")[-1][:12], size_bytes=info["Size"],
+                  layers=len(diff_ids), user=config.get("User") or "root", healthcheck=healthcheck[0] != "NONE",
+                  # the first layers are the base image's; identical unless built on another build of it
+                  base_layers=min(len(base_diff_ids), len(diff_ids)),
+                  base_layers_identical=diff_ids[:len(base_diff_ids)] == base_diff_ids)
+    step("archive", "compressed size, wasted bytes, composition (docker save)", lambda: read_archive(image))
+    layers = result.pop("archive")
+    if layers is not None:
+        result["compressed_bytes"] = sum({layer["name"]: layer["gzip_bytes"] for layer in layers}.values())
+        result["layer_details"] = [{k: layer[k] for k in ("name", "tar_bytes", "gzip_bytes", "content_bytes")}
+                                   for layer in layers]
+        step("dive", "dive efficiency", lambda: dive_efficiency(layers))
+        result["composition_bytes"] = composition(layers, result["base_layers"])
+    step("os_packages", "OS packages (dpkg-query)", lambda: run_in(
+        image, "dpkg-query", "-W", "-f", "${db:Status-Status}\n").split().count("installed"))
+    step("python", "Python packages", lambda: python_packages(image))
+    step("compilers", "compilers", lambda: sorted({posixpath.basename(p) for p in run_in(
+        image, "sh", "-c", COMPILERS_SH).split()}))
+    if role == "base":
+        result["startup"] = {"skipped": "the base image has no app"}
+    else:
+        step("startup", f"start→200 ({runs} runs)", lambda: startup(image, runs))
+    return result
+
+
+def summary(results):
+    """The two headline comparisons: a dict for the JSON and the lines to print."""
+    base, single, multi = (results[role] for role in ROLES)
+    data, lines = {}, []
+    if single.get("size_bytes") and multi.get("size_bytes"):
+        saved, ratio = single["size_bytes"] - multi["size_bytes"], multi["size_bytes"] / single["size_bytes"]
+        data["multi_vs_single"] = {"saved_bytes": saved, "smaller_percent": 100 * (1 - ratio)}
+        lines.append(f"multi-stage vs single-stage: {100 * (1 - ratio):.1f}% smaller ({mb(saved)} saved)")
+        if single.get("compressed_bytes") and multi.get("compressed_bytes"):
+            saved = single["compressed_bytes"] - multi["compressed_bytes"]
+            ratio = multi["compressed_bytes"] / single["compressed_bytes"]
+            data["multi_vs_single"].update(compressed_saved_bytes=saved,
+                                           compressed_smaller_percent=100 * (1 - ratio))
+            lines[-1] += f"; compressed {100 * (1 - ratio):.1f}% smaller ({mb(saved)} saved)"
+    if base.get("size_bytes") and multi.get("size_bytes") and multi.get("composition_bytes"):
+        parts = {k: v for k, v in multi["composition_bytes"].items() if k != "base"}
+        added = multi["size_bytes"] - base["size_bytes"]
+        data["multi_minus_base"] = {"added_bytes": added, "by_category_bytes": parts,
+                                    "base_layers_identical": multi["base_layers_identical"]}
+        lines.append(f"multi-stage minus base: +{mb(added)} = OS packages {mb(parts['os'])}"
+                     f" + virtualenv {mb(parts['python'])} + app code {mb(parts['app'])}")
+        if parts["toolchain"] >= 50_000:
+            lines[-1] += f" + build toolchain / other {mb(parts['toolchain'])}"
+        if not multi["base_layers_identical"]:
+            lines[-1] += (f" (warning: its first {multi['base_layers']} layers differ from {base['image']}'s:"
+                          " built on another build of the base image?)")
+    return data, lines
+
+
+def table_rows(results):
+    """A header and one row of display strings per image, "err" where a measurement failed."""
+    def cell(r, key, fmt):
+        return "err" if r.get(key) is None else fmt(r[key])
+
+    def yes_no(value):
+        return "yes" if value else "no"
+
+    rows = [["image", "size", "compressed", "layers", "OS pkgs", "Py pkgs", "compilers",
+             "runs as", "HEALTHCHECK", "start→200", "wasted", "efficiency"]]
+    for r in results.values():
+        rows.append([
+            r["image"], cell(r, "size_bytes", mb), cell(r, "compressed_bytes", mb), cell(r, "layers", str),
+            cell(r, "os_packages", str),
+            cell(r, "python", lambda p: "none" if p["count"] is None else str(p["count"])),
+            cell(r, "compilers", yes_no), cell(r, "user", str), cell(r, "healthcheck", yes_no),
+            "n/a" if "skipped" in (r.get("startup") or {})
+            else cell(r, "startup", lambda s: f"{s['median_s']:.2f} s"),
+            cell(r, "dive", lambda d: mb(d["wasted_bytes"])),
+            cell(r, "dive", lambda d: f"{100 * d['efficiency']:.1f}%"),
+        ])
+    return rows
+
+
+def text_table(rows):
+    """Align rows as a plain-text table: first column left, the others right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    return "\n".join(lines[:1] + ["  ".join("-" * w for w in widths)] + lines[1:])
+
+
+def markdown(rows, lines, measured_line):
+    """The table, the summary lines and how it was measured, as a Markdown snippet."""
+    table = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join([":---"] + ["---:"] * (len(rows[0]) - 1)) + "|"]
+    table += ["| " + " | ".join([f"`{row[0]}`"] + row[1:]) + " |" for row in rows[1:]]
+    return "\n".join(table + [""] + [f"- {line}" for line in lines] + ["", measured_line]) + "\n"
+
+
+def update_readme(path, snippet):
+    """Replace the text between the compare markers of a file; False if it has none."""
+    start, end = "<!-- compare:start -->", "<!-- compare:end -->"
+    text = pathlib.Path(path).read_text(encoding="utf-8")
+    if start not in text or end not in text.split(start, 1)[1]:
+        return False
+    head, rest = text.split(start, 1)
+    pathlib.Path(path).write_text(f"{head}{start}\n\n{snippet}\n{end}{rest.split(end, 1)[1]}", encoding="utf-8")
+    return True
+
+
+def svg_chart(results):
+    """A self-contained horizontal stacked bar chart of each image's size composition."""
+    bars = [(r["image"], r.get("size_bytes"), r.get("composition_bytes")) for r in map(results.get, ROLES)]
+    label_w, bar_w, row_h, top = 24 + 7.5 * max(len(name) for name, _, _ in bars), 480, 44, 50
+    width = label_w + bar_w + 100
+    biggest = max([sum(c.values()) for _, _, c in bars if c] or [1])
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{top + row_h * 3 + 60}" '
+           'font-family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="13" fill="#111827">',
+           '<rect width="100%" height="100%" rx="8" fill="#ffffff"/>',
+           '<text x="16" y="30" font-size="15" font-weight="600">Image size by content (uncompressed, MB)</text>']
+    for i, (name, size, comp) in enumerate(bars):
+        y = top + i * row_h
+        out.append(f'<text x="{label_w - 10:.0f}" y="{y + 18}" text-anchor="end">{name}</text>')
+        if not comp:
+            out.append(f'<text x="{label_w:.0f}" y="{y + 18}" fill="#b91c1c">measurement failed</text>')
+            continue
+        x = label_w
+        for key, (label, colour) in CATEGORIES.items():
+            w = bar_w * comp[key] / biggest
+            if w > 0:
+                out.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="26" fill="{colour}">'
+                           f'<title>{label}: {mb(comp[key])}</title></rect>')
+            if w >= 28:
+                out.append(f'<text x="{x + w / 2:.1f}" y="{y + 17}" text-anchor="middle" font-size="11">'
+                           f'{comp[key] / 1e6:.1f}</text>')
+            x += w
+        out.append(f'<text x="{x + 8:.1f}" y="{y + 18}" font-weight="600">'
+                   f'{mb(size if size is not None else sum(comp.values()))}</text>')
+    for i, (label, colour) in enumerate(CATEGORIES.values()):  # legend: a grid of three columns
+        x, y = 16 + (i % 3) * (width - 32) / 3, top + row_h * 3 + 14 + (i // 3) * 22
+        out.append(f'<rect x="{x:.0f}" y="{y - 10}" width="12" height="12" rx="2" fill="{colour}"/>'
+                   f'<text x="{x + 17:.0f}" y="{y}" font-size="12" fill="#374151">{label}</text>')
+    return "\n".join(out + ["</svg>"]) + "\n"
+
+
+def write(path, text):
+    """Write text to a file, creating its directory."""
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(path).write_text(text, encoding="utf-8")
+
+
+def main():
+    """Parse the arguments, measure the three images, print and write the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for role in ROLES:
+        parser.add_argument(f"--{role}", required=True, metavar="IMAGE")
+    parser.add_argument("--extra", action="append", default=[], metavar="IMAGE",
+                        help="another app image to measure as an extra row (a variant of multi-stage)")
+    parser.add_argument("--runs", type=int, default=5, help="start→200 runs per app image (median)")
+    for output in ("json", "svg", "markdown", "readme"):
+        parser.add_argument(f"--{output}", metavar="FILE")
+    args = parser.parse_args()
+
+    started, errors = time.monotonic(), []
+    try:
+        server = docker("version", "--format", "{{.Server.Version}}").strip()
+    except (OSError, RuntimeError) as exc:
+        sys.exit(f"compare.py: no Docker engine answers: {exc}")
+    try:
+        base_diff_ids = json.loads(docker("image", "inspect", args.base))[0]["RootFS"]["Layers"]
+    except RuntimeError:
+        base_diff_ids = []  # measure() reports the missing base image
+    images = {role: getattr(args, role) for role in ROLES}
+    images.update({f"extra{i}": image for i, image in enumerate(args.extra, 1)})
+    results = {role: measure(role, image, base_diff_ids, args.runs, errors) for role, image in images.items()}
+    data, lines = summary(results)
+    now, nproc = datetime.datetime.now(datetime.timezone.utc), os.cpu_count()
+
+    rows = table_rows(results)
+    print(text_table(rows))
+    if lines:
+        print("\n" + "\n".join(lines))
+    print("measured: " + ", ".join(f"{r['image']} ({r.get('id_short', 'missing')})" for r in results.values())
+          + f"; Docker {server}")
+    snippet = markdown(rows, lines, f"Measured by `make compare` on {now:%Y-%m-%d}, {nproc} cores, "
+                                    f"Docker {server}, base image `{args.base}`.")
+    if args.json:
+        write(args.json, json.dumps({
+            "date": now.isoformat(timespec="seconds"),
+            "host": {"nproc": nproc, "platform": platform.platform(), "machine": platform.machine(),
+                     "python": platform.python_version(), "docker_server_version": server},
+            "images": results, "summary": data, "errors": errors,
+            "elapsed_s": round(time.monotonic() - started, 1)}, indent=2) + "\n")
+    if args.svg:
+        write(args.svg, svg_chart(results))
+    if args.markdown:
+        write(args.markdown, snippet)
+    if args.readme and not update_readme(args.readme, snippet):
+        log(f"note: {args.readme} has no <!-- compare:start --> / <!-- compare:end --> markers; left unchanged")
+    log(f"done in {time.monotonic() - started:.0f} s")
+    if errors:
+        log(f"{len(errors)} measurement(s) failed:\n  " + "\n  ".join(errors))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,5 @@
 """How the Dockerfiles build: lint-clean, cache-friendly, and free of the site-packages trap."""
 
-import os
 import re
 import shutil
 import subprocess
@@ -8,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import RUN_ID, ROOT, build, docker, inspect
+from dockertools import ROOT, RUN_ID, build, docker, inspect
 
 HERE = Path(__file__).resolve().parent
 

@@ -5,7 +5,7 @@ import os
 import time
 
 import pytest
-from conftest import RUN_ID, ROOT, docker, free_port, http, wait_for_status
+from dockertools import ROOT, RUN_ID, docker, free_port, http
 
 pytestmark = [pytest.mark.docker, pytest.mark.compose]
 CONNECT_TIMEOUT = 3  # the app's libpq connect_timeout (PGCONNECT_TIMEOUT default in app.py)

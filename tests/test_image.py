@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from conftest import CA_BUNDLE, RUN_ID, ROOT, build, docker, inspect, layer_contents, layer_members, shell
+from dockertools import CA_BUNDLE, ROOT, RUN_ID, build, docker, inspect, layer_contents, layer_members, shell
 
 pytestmark = pytest.mark.docker
 MB = 1_000_000

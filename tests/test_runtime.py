@@ -4,7 +4,7 @@ import json
 import time
 
 import pytest
-from conftest import docker, http, inspect, no_traceback, shell, wait_for_status
+from dockertools import Container, docker, http, inspect, no_traceback, shell, wait_for_status
 
 pytestmark = pytest.mark.docker
 GREETING = "Hello from a multi-stage build"
@@ -79,7 +79,6 @@ def test_docker_stop_is_fast_and_clean(multi_image, run):
 @pytest.fixture(scope="module")
 def app_url(multi_image):
     """One running app for the bad-input checks."""
-    from conftest import Container
 
     app = Container(multi_image)
     wait_for_status(app.url + "/healthz")

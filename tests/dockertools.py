@@ -1,0 +1,164 @@
+"""Helpers for the tests: the real docker CLI through subprocess, HTTP, layer scans."""
+
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE = os.environ.get("IMAGE", "pyslim")
+PYTHON_IMAGE = os.environ.get("PYTHON_IMAGE", "python:3.13-slim-trixie")
+POSTGRES_IMAGE = os.environ.get("POSTGRES_IMAGE", "postgres:17-trixie")
+CA_BUNDLE = os.environ.get("CA_BUNDLE") or None
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def docker(*args, check=True, timeout=600, **kwargs):
+    """Run the docker CLI and return the completed process (text output captured)."""
+    proc = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"docker {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def build(dockerfile, tag, *extra, context=ROOT, ca_bundle=CA_BUNDLE):
+    """docker build with BuildKit, the chosen base image and the optional CA secret."""
+    args = ["build", "--progress=plain", "--file", str(dockerfile), "--tag", tag]
+    args += ["--build-arg", f"PYTHON_IMAGE={PYTHON_IMAGE}"]
+    if ca_bundle:
+        args += ["--secret", f"id=ca,src={ca_bundle}"]
+    return docker(*args, *extra, str(context), timeout=1200)
+
+
+def inspect(image):
+    """The image's `docker image inspect` document."""
+    import json
+
+    return json.loads(docker("image", "inspect", image).stdout)[0]
+
+
+def layer_members(image):
+    """Map each layer's digest to the paths inside it, read from `docker save`."""
+    import json
+
+    proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+    layers, manifest = {}, None
+    with tarfile.open(fileobj=proc.stdout, mode="r|") as outer:
+        for member in outer:
+            if member.name == "manifest.json":
+                manifest = json.load(outer.extractfile(member))
+            elif member.isfile() and (member.name.endswith("layer.tar") or "blobs/" in member.name):
+                blob = outer.extractfile(member)
+                with contextlib.suppress(tarfile.ReadError):
+                    with tarfile.open(fileobj=blob, mode="r|*") as inner:
+                        layers[member.name] = [m.name for m in inner]
+    assert proc.wait() == 0, f"docker save {image} failed"
+    return {name: layers[name] for name in manifest[0]["Layers"]}
+
+
+def layer_contents(image, needle: bytes):
+    """Paths of regular files in any layer of the image whose content contains needle."""
+    import json
+
+    proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+    hits, layer_names, found = [], None, {}
+    with tarfile.open(fileobj=proc.stdout, mode="r|") as outer:
+        for member in outer:
+            if member.name == "manifest.json":
+                layer_names = json.load(outer.extractfile(member))[0]["Layers"]
+            elif member.isfile():
+                blob = outer.extractfile(member)
+                with contextlib.suppress(tarfile.ReadError):
+                    with tarfile.open(fileobj=blob, mode="r|*") as inner:
+                        found[member.name] = [
+                            m.name for m in inner if m.isfile() and needle in inner.extractfile(m).read()
+                        ]
+    assert proc.wait() == 0, f"docker save {image} failed"
+    for name in layer_names:
+        hits += found.get(name, [])
+    return hits
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(url, method="GET", data=None, timeout=5):
+    """(status, headers, body) of one request; HTTP errors are answers, not exceptions."""
+    req = urllib.request.Request(url, method=method, data=data)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.headers, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read().decode()
+
+
+def wait_for_status(url, status=200, timeout=10.0):
+    """Poll url until it answers with status; return seconds waited, fail after timeout."""
+    start = time.monotonic()
+    last = None
+    while time.monotonic() - start < timeout:
+        try:
+            if http(url, timeout=1)[0] == status:
+                return time.monotonic() - start
+        except OSError as exc:
+            last = exc
+        time.sleep(0.02)
+    raise AssertionError(f"{url} did not answer {status} within {timeout}s (last error: {last})")
+
+
+class Container:
+    """A detached container with port 8000 published on a random loopback port."""
+
+    def __init__(self, image, *run_args, command=()):
+        self.name = f"pyslim-test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
+        self.started = time.monotonic()
+        docker("run", "--detach", "--name", self.name, "--publish", "127.0.0.1::8000", *run_args, image, *command)
+        port = docker("port", self.name, "8000/tcp").stdout.splitlines()[0].rsplit(":", 1)[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def exec(self, *cmd, check=True):
+        """Run a command inside the container."""
+        return docker("exec", self.name, *cmd, check=check)
+
+    def state(self):
+        """The container's .State from docker inspect."""
+        import json
+
+        return json.loads(docker("inspect", "--format", "{{json .State}}", self.name).stdout)
+
+    def logs(self):
+        """Everything the container wrote to stdout and stderr."""
+        proc = docker("logs", self.name, check=False)
+        return proc.stdout + proc.stderr
+
+    def remove(self):
+        """Remove the container whatever state it is in."""
+        docker("rm", "--force", "--volumes", self.name, check=False)
+
+
+def shell(image, script, user=None):
+    """Run a sh script in a throwaway container of image and return its stdout."""
+    args = ["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh"]
+    if user is not None:
+        args += ["--user", user]
+    return docker(*args, image, "-c", script).stdout
+
+
+def no_traceback(body):
+    """True when a response body shows no Python traceback or exception dump."""
+    return not re.search(r"Traceback|File \"/|psycopg2\.\w+Error", body)

@@ -17,14 +17,16 @@ DB_PASSWORD_FILE ?= .secrets/db_password
 # delete the folder and everything below works against a normal Docker setup.
 -include offline/offline.mk
 
-REVISION := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The commit's own date, not the clock: rebuilding the same commit gives the same image ID.
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+CREATED  ?= $(shell git log -1 --format=%cI 2>/dev/null || echo unknown)
 BUILD_FLAGS = --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
               --build-arg REVISION=$(REVISION) \
-              --build-arg CREATED=$(shell date -u +%Y-%m-%dT%H:%M:%SZ) \
+              --build-arg CREATED=$(CREATED) \
               $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE))
 comma := ,
 
-export IMAGE PYTHON_IMAGE POSTGRES_IMAGE CA_BUNDLE DB_PASSWORD_FILE
+export IMAGE PYTHON_IMAGE POSTGRES_IMAGE CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED
 
 .DEFAULT_GOAL := help
 

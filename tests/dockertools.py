@@ -36,6 +36,10 @@ def build(dockerfile, tag, *extra, context=ROOT, ca_bundle=CA_BUNDLE):
     """docker build with BuildKit, the chosen base image and the optional CA secret."""
     args = ["build", "--progress=plain", "--file", str(dockerfile), "--tag", tag]
     args += ["--build-arg", f"PYTHON_IMAGE={PYTHON_IMAGE}"]
+    # The labels `make build` sets, so both build the same image instead of retagging.
+    for arg in ("REVISION", "CREATED"):
+        if os.environ.get(arg):
+            args += ["--build-arg", f"{arg}={os.environ[arg]}"]
     if ca_bundle:
         args += ["--secret", f"id=ca,src={ca_bundle}"]
     return docker(*args, *extra, str(context), timeout=1200)

@@ -32,7 +32,7 @@ export IMAGE PYTHON_IMAGE POSTGRES_IMAGE CA_BUNDLE DB_PASSWORD_FILE REVISION CRE
 
 .PHONY: help  ## Show this help
 help:
-	@awk 'BEGIN {FS = "## "} /^\.PHONY: [a-z-]+ +## / {sub(/^\.PHONY: /, "", $$1); printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = "## "} /^\.PHONY: [a-z-]+ +## / {sub(/^\.PHONY: /, "", $$1); printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build  ## Build both images
 build: build-single build-multi
@@ -52,7 +52,7 @@ compare: build build-no-bytecode
 
 # The road not taken, measured next to the multi-stage image by `make compare`: no .pyc at
 # all (pip --no-compile, PYTHONDONTWRITEBYTECODE=1, no stdlib warm-up). Smaller, slower to start.
-.PHONY: build-no-bytecode
+.PHONY: build-no-bytecode  ## Build the no-bytecode variant that `make compare` measures
 build-no-bytecode:
 	@mkdir -p build
 	sed -e 's/--require-hashes/--no-compile --require-hashes/' \
@@ -104,5 +104,5 @@ logs:
 .PHONY: clean  ## Remove the stack, its volume, the images and build outputs
 clean:
 	-docker compose down --volumes --remove-orphans
-	-docker image rm $(IMAGE):single-stage $(IMAGE):multi-stage
+	-docker image rm $(IMAGE):single-stage $(IMAGE):multi-stage $(IMAGE):no-bytecode
 	rm -rf build $(VENV)

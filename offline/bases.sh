@@ -42,7 +42,7 @@ debian_standin() {
 	hash=$(recipe_hash debian)
 	if current "$DEBIAN_STANDIN" "$hash"; then return; fi
 	say "building $DEBIAN_STANDIN with debootstrap (about 30 s)"
-	"$here/debian/build.sh" "$DEBIAN_STANDIN" trixie "offline.recipe=$hash"
+	"$here/debian/build.sh" "$DEBIAN_STANDIN" trixie "offline.recipe=$hash" >&2
 }
 
 resolve() { # resolve VAR IMAGE: print VAR=the image to use, and why

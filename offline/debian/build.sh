@@ -10,7 +10,7 @@ SUITE=${2:-trixie}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 LABEL=${3:-}
 
-command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap; }
+command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap; } >&2
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT

@@ -32,9 +32,11 @@ CATEGORIES = {  # key: (legend label, colour), in the order of the bar segments
     "os": ("OS packages added", "#60a5fa"),
     "toolchain": ("build toolchain / other", "#f87171"),
     "python": ("virtualenv / Python packages", "#34d399"),
+    "stdlib": ("standard library bytecode", "#a78bfa"),
     "app": ("app code", "#fbbf24"),
 }
-PYTHON_FILES = re.compile(r"^/(opt/venv|usr/local/lib/python3[.\d]*)/")  # venv, site-packages, bytecode
+PYTHON_FILES = re.compile(r"^/(opt/venv|usr/local/lib/python3[.\d]*/site-packages)/")  # venv, site-packages
+STDLIB_FILES = re.compile(r"^/usr/local/lib/python3[.\d]*/")  # what the base ships, e.g. .pyc written later
 TOOLCHAIN_FILES = re.compile(  # compilers, binutils, headers, static libraries, package and pip caches
     r"^/usr/(include|lib/gcc|libexec/gcc|lib/[\w.]+-linux-gnu/gprofng)/"
     r"|^/usr/bin/([\w.]+-linux-gnu-|gprofng|make$)"
@@ -218,6 +220,8 @@ def composition(layers, base_layers):
                 totals["base"] += size
             elif PYTHON_FILES.match(path):
                 totals["python"] += size
+            elif STDLIB_FILES.match(path):
+                totals["stdlib"] += size
             elif path.startswith("/app/"):
                 totals["app"] += size
             else:
@@ -339,7 +343,8 @@ def summary(results):
         data["multi_minus_base"] = {"added_bytes": added, "by_category_bytes": parts,
                                     "base_layers_identical": multi["base_layers_identical"]}
         lines.append(f"multi-stage minus base: +{mb(added)} = OS packages {mb(parts['os'])}"
-                     f" + virtualenv {mb(parts['python'])} + app code {mb(parts['app'])}")
+                     f" + virtualenv {mb(parts['python'])} + standard library bytecode {mb(parts['stdlib'])}"
+                     f" + app code {mb(parts['app'])}")
         if parts["toolchain"] >= 50_000:
             lines[-1] += f" + build toolchain / other {mb(parts['toolchain'])}"
         if not multi["base_layers_identical"]:

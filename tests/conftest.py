@@ -40,7 +40,12 @@ def context_canaries():
 @pytest.fixture(scope="session")
 def base_image(engine):
     """The base image both Dockerfiles start from (official or offline stand-in)."""
-    docker("image", "inspect", PYTHON_IMAGE)
+    if docker("image", "inspect", PYTHON_IMAGE, check=False).returncode != 0:
+        pytest.fail(
+            f"base image {PYTHON_IMAGE} is not here: run `make test`, which pulls it or builds a stand-in,"
+            " or set PYTHON_IMAGE to an image you have",
+            pytrace=False,
+        )
     return PYTHON_IMAGE
 
 

@@ -52,46 +52,31 @@ def inspect(image):
     return json.loads(docker("image", "inspect", image).stdout)[0]
 
 
-def layer_members(image):
-    """Map each layer's digest to the paths inside it, read from `docker save`."""
-    import json
-
+def scan_layers(image, keep):
+    """Paths of the entries, in every layer of `docker save image`, for which keep(layer, entry) is true."""
     proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
-    layers, manifest = {}, None
-    with tarfile.open(fileobj=proc.stdout, mode="r|") as outer:
-        for member in outer:
-            if member.name == "manifest.json":
-                manifest = json.load(outer.extractfile(member))
-            elif member.isfile() and (member.name.endswith("layer.tar") or "blobs/" in member.name):
-                blob = outer.extractfile(member)
-                with contextlib.suppress(tarfile.ReadError):
-                    with tarfile.open(fileobj=blob, mode="r|*") as inner:
-                        layers[member.name] = [m.name for m in inner]
+    found, layers = [], 0
+    with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+        for blob in filter(tarfile.TarInfo.isfile, archive):
+            # Layers are tar files; the image config and manifests are JSON, which tarfile rejects.
+            with contextlib.suppress(tarfile.ReadError):
+                with tarfile.open(fileobj=archive.extractfile(blob), mode="r|*") as layer:
+                    found += [entry.name for entry in layer if keep(layer, entry)]
+                    layers += 1
     assert proc.wait() == 0, f"docker save {image} failed"
-    return {name: layers[name] for name in manifest[0]["Layers"]}
+    # A layer that could not be read would make every "absent from all layers" check vacuous.
+    assert layers == len(set(inspect(image)["RootFS"]["Layers"])), f"read {layers} layers of {image}"
+    return found
 
 
-def layer_contents(image, needle: bytes):
+def layer_paths(image):
+    """Every path in every layer of the image, deletions (whiteouts) included."""
+    return scan_layers(image, lambda layer, entry: True)
+
+
+def layer_files_containing(image, needle: bytes):
     """Paths of regular files in any layer of the image whose content contains needle."""
-    import json
-
-    proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
-    hits, layer_names, found = [], None, {}
-    with tarfile.open(fileobj=proc.stdout, mode="r|") as outer:
-        for member in outer:
-            if member.name == "manifest.json":
-                layer_names = json.load(outer.extractfile(member))[0]["Layers"]
-            elif member.isfile():
-                blob = outer.extractfile(member)
-                with contextlib.suppress(tarfile.ReadError):
-                    with tarfile.open(fileobj=blob, mode="r|*") as inner:
-                        found[member.name] = [
-                            m.name for m in inner if m.isfile() and needle in inner.extractfile(m).read()
-                        ]
-    assert proc.wait() == 0, f"docker save {image} failed"
-    for name in layer_names:
-        hits += found.get(name, [])
-    return hits
+    return scan_layers(image, lambda layer, entry: entry.isfile() and needle in layer.extractfile(entry).read())
 
 
 def free_port():

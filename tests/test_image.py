@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from dockertools import CA_BUNDLE, ROOT, RUN_ID, build, docker, inspect, layer_contents, layer_members, shell
+from dockertools import CA_BUNDLE, ROOT, RUN_ID, build, docker, inspect, layer_files_containing, layer_paths, shell
 
 pytestmark = pytest.mark.docker
 MB = 1_000_000
@@ -82,7 +82,7 @@ def test_console_entry_points_work(multi_image):
 def test_build_context_leftovers_absent_from_every_layer(which, request, context_canaries):
     """.git, .env files, tests and a planted canary never reach any layer of either image."""
     image = request.getfixturevalue(f"{which}_image")
-    paths = [p for members in layer_members(image).values() for p in members]
+    paths = layer_paths(image)
     leaked = [p for p in paths for name in context_canaries if re.search(rf"(^|/){re.escape(name)}", p)]
     assert leaked == []
 
@@ -113,7 +113,7 @@ def image_built_with_canary_ca(multi_image, canary_ca_bundle):
 def test_ca_bundle_secret_absent_from_every_layer(image_built_with_canary_ca, canary_ca_bundle):
     """The CA bundle handed in as a build secret is in no file of any layer."""
     _, marker = canary_ca_bundle
-    assert layer_contents(image_built_with_canary_ca, marker.encode()) == []
+    assert layer_files_containing(image_built_with_canary_ca, marker.encode()) == []
 
 
 def test_ca_bundle_secret_absent_from_history(image_built_with_canary_ca, canary_ca_bundle):

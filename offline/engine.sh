@@ -6,7 +6,7 @@ set -euo pipefail
 
 LOG=${DOCKERD_LOG:-/var/log/dockerd.log}
 WAIT=${DOCKERD_WAIT:-60}
-# docker.io >= 23 ships a BuildKit that knows COPY --link; bookworm's 20.10 does not,
+# docker.io >= 25 knows COPY --link (BuildKit) and HEALTHCHECK --start-interval; bookworm's 20.10 does not,
 # so on such hosts the three packages come from trixie (their dependencies stay the host's).
 NEWER_SUITE=${DOCKER_SUITE:-trixie}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -28,7 +28,7 @@ fi
 
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
 	say "no Docker engine answers, and this is not a Debian/Ubuntu host where I am root."
-	say "Install Docker Engine >= 23 with the buildx and compose plugins (https://docs.docker.com/engine/install/), start it, and run me again."
+	say "Install Docker Engine >= 25 with the buildx and compose plugins (https://docs.docker.com/engine/install/), start it, and run me again."
 	exit 1
 fi
 
@@ -39,7 +39,7 @@ install_engine() {
 	apt-get update -qq
 	local candidate
 	candidate=$(apt-cache policy docker.io | awk '/Candidate:/ {print $2}')
-	if [ -n "$candidate" ] && [ "$candidate" != "(none)" ] && [ "$(major "$candidate")" -ge 23 ]; then
+	if [ -n "$candidate" ] && [ "$candidate" != "(none)" ] && [ "$(major "$candidate")" -ge 25 ]; then
 		say "installing docker.io $candidate from this host's archive"
 		apt-get install -y -qq --no-install-recommends docker.io docker-buildx docker-compose-v2 2>/dev/null ||
 			apt-get install -y -qq --no-install-recommends docker.io docker-buildx docker-compose

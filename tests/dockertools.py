@@ -1,6 +1,7 @@
 """Helpers for the tests: the real docker CLI through subprocess, HTTP, layer scans."""
 
 import contextlib
+import json
 import os
 import re
 import socket
@@ -47,8 +48,6 @@ def build(dockerfile, tag, *extra, context=ROOT, ca_bundle=CA_BUNDLE):
 
 def inspect(image):
     """The image's `docker image inspect` document."""
-    import json
-
     return json.loads(docker("image", "inspect", image).stdout)[0]
 
 
@@ -126,8 +125,6 @@ class Container:
 
     def state(self):
         """The container's .State from docker inspect."""
-        import json
-
         return json.loads(docker("inspect", "--format", "{{json .State}}", self.name).stdout)
 
     def logs(self):

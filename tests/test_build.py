@@ -48,7 +48,7 @@ def test_code_change_rebuild_reuses_dependency_layers(multi_image, tmp_path):
     assert before[:-1] == after[:-1], "a layer below the code layer was rebuilt"
     assert before[-1] != after[-1], "the code layer did not change"
     for step in ("apt-get update", "pip --python /opt/venv/bin/python install"):
-        lines = [l for l in log.splitlines() if step in l and re.match(r"#\d+ \[", l)]
+        lines = [line for line in log.splitlines() if step in line and re.match(r"#\d+ \[", line)]
         assert lines, f"step {step!r} not found in the build log"
         number = lines[0].split()[0]
         assert f"{number} CACHED" in log, f"step {step!r} was re-run:\n{log}"

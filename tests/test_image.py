@@ -67,7 +67,7 @@ def test_libpq5_is_installed(multi_image):
 def test_psycopg2_resolves_libpq_from_the_system(multi_image):
     """psycopg2 was compiled here against Debian's libpq, not shipped with a bundled copy."""
     ldd = shell(multi_image, "ldd /opt/venv/lib/python3*/site-packages/psycopg2/_psycopg*.so")
-    line = next(l for l in ldd.splitlines() if "libpq.so.5" in l)
+    line = next(row for row in ldd.splitlines() if "libpq.so.5" in row)
     assert re.search(r"=> /(usr/)?lib/\S+/libpq\.so\.5 ", line), ldd
     assert "not found" not in ldd
 

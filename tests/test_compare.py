@@ -1,0 +1,47 @@
+"""`make compare`'s report: it runs end to end and its sizes are docker's own, to the byte."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from dockertools import ROOT, inspect
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def report(base_image, single_image, multi_image, tmp_path_factory):
+    """compare.py run once over the three images (one start-up run each, to stay quick)."""
+    out = tmp_path_factory.mktemp("compare")
+    proc = subprocess.run(
+        [sys.executable, "scripts/compare.py", "--base", base_image, "--single", single_image,
+         "--multi", multi_image, "--runs", "1", "--json", str(out / "compare.json"), "--svg", str(out / "compare.svg")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout, json.loads((out / "compare.json").read_text()), (out / "compare.svg").read_text()
+
+
+def test_compare_sizes_match_docker_inspect_to_the_byte(report):
+    """The uncompressed size of every row is `docker image inspect`'s Size, exactly."""
+    _, data, _ = report
+    for result in data["images"].values():
+        assert result["size_bytes"] == inspect(result["image"])["Size"], result["image"]
+
+
+def test_compare_prints_a_row_per_image_and_the_summary(report):
+    """The table has the three images and the two headline comparisons."""
+    stdout, data, _ = report
+    for result in data["images"].values():
+        assert result["image"] in stdout
+    assert "multi-stage vs single-stage:" in stdout and "multi-stage minus base:" in stdout
+    assert data["errors"] == []
+
+
+def test_compare_writes_an_svg_chart(report):
+    """The chart is a standalone SVG naming each image."""
+    _, data, svg = report
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    for result in data["images"].values():
+        assert result["image"] in svg

@@ -63,7 +63,7 @@ build-no-bytecode:
 	    { echo "build-no-bytecode: Dockerfile changed shape; update the sed above" >&2; exit 1; }
 	docker build $(BUILD_FLAGS) --file build/Dockerfile.no-bytecode --tag $(IMAGE):no-bytecode .
 
-.PHONY: bench  ## Time cold, code-only and requirements-only rebuilds (slow)
+.PHONY: bench  ## Time cold, code-only and requirements rebuilds (slow; drops BuildKit cache mounts)
 bench:
 	$(PYTHON) scripts/bench.py --image $(IMAGE) --json build/bench.json $(BUILD_FLAGS)
 

@@ -9,12 +9,6 @@ _engine_error: str | None = None
 _engine_checked = False
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "docker: needs a running Docker engine; fails (never skips) without one"
-    )
-
-
 def _require_engine() -> None:
     """Fail the calling test, not skip it: a missing engine must not look like a pass in CI."""
     global _engine_checked, _engine_error

@@ -18,8 +18,9 @@ DB_PASSWORD_FILE ?= .secrets/db_password
 -include offline/offline.mk
 
 # The commit's own date, not the clock: rebuilding the same commit gives the same image ID.
-REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-CREATED  ?= $(shell git log -1 --format=%cI 2>/dev/null || echo unknown)
+# := with $(or): git runs once per make, not once per use of the (exported) variable.
+REVISION := $(or $(REVISION),$(shell git rev-parse --short HEAD 2>/dev/null),unknown)
+CREATED  := $(or $(CREATED),$(shell git log -1 --format=%cI 2>/dev/null),unknown)
 BUILD_FLAGS = --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
               --build-arg REVISION=$(REVISION) \
               --build-arg CREATED=$(CREATED) \

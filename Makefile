@@ -1,9 +1,20 @@
-# Build, measure and test the single-stage and multi-stage images side by side.
+# Build, measure and test the single-stage, multi-stage and distroless images side by side.
 # Every variable below can be overridden: `make build PYTHON_IMAGE=python:3.13-slim-bookworm`.
 
 IMAGE          ?= pyslim
-PYTHON_IMAGE   ?= python:3.13-slim-trixie
-POSTGRES_IMAGE ?= postgres:17-trixie
+# Base images are named once, in the Dockerfiles' ARG lines (Postgres in compose.yaml); read from
+# there, so editing a Dockerfile changes what every target builds. `:=` reads each file once.
+dockerfile_arg = $(shell sed -n 's/^ARG $(1)=//p' $(2))
+PYTHON_IMAGE     ?= $(call dockerfile_arg,PYTHON_IMAGE,Dockerfile)
+DEBIAN_IMAGE     ?= $(call dockerfile_arg,DEBIAN_IMAGE,Dockerfile.distroless)
+DISTROLESS_IMAGE ?= $(call dockerfile_arg,DISTROLESS_IMAGE,Dockerfile.distroless)
+POSTGRES_IMAGE   ?= $(shell sed -n 's/.*$${POSTGRES_IMAGE:-\([^}]*\)}.*/\1/p' compose.yaml)
+PYTHON_IMAGE     := $(PYTHON_IMAGE)
+DEBIAN_IMAGE     := $(DEBIAN_IMAGE)
+DISTROLESS_IMAGE := $(DISTROLESS_IMAGE)
+POSTGRES_IMAGE   := $(POSTGRES_IMAGE)
+# Which image `make up` runs: multi-stage (Dockerfile) or distroless (Dockerfile.distroless).
+VARIANT        ?= multi-stage
 # A CA bundle for TLS-intercepting proxies, handed to pip as a build secret (never a layer).
 CA_BUNDLE      ?= $(firstword $(PIP_CERT) $(SSL_CERT_FILE) $(REQUESTS_CA_BUNDLE))
 PYTHON         ?= python3
@@ -22,12 +33,14 @@ DB_PASSWORD_FILE ?= .secrets/db_password
 REVISION := $(or $(REVISION),$(shell git rev-parse --short HEAD 2>/dev/null),unknown)
 CREATED  := $(or $(CREATED),$(shell git log -1 --format=%cI 2>/dev/null),unknown)
 BUILD_FLAGS = --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
+              --build-arg DEBIAN_IMAGE=$(DEBIAN_IMAGE) \
+              --build-arg DISTROLESS_IMAGE=$(DISTROLESS_IMAGE) \
               --build-arg REVISION=$(REVISION) \
               --build-arg CREATED=$(CREATED) \
               $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE))
 comma := ,
 
-export IMAGE PYTHON_IMAGE POSTGRES_IMAGE CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED
+export IMAGE PYTHON_IMAGE DEBIAN_IMAGE DISTROLESS_IMAGE POSTGRES_IMAGE VARIANT CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED
 
 .DEFAULT_GOAL := help
 
@@ -35,8 +48,8 @@ export IMAGE PYTHON_IMAGE POSTGRES_IMAGE CA_BUNDLE DB_PASSWORD_FILE REVISION CRE
 help:
 	@awk 'BEGIN {FS = "## "} /^\.PHONY: [a-z-]+ +## / {sub(/^\.PHONY: /, "", $$1); printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: build  ## Build both images
-build: build-single build-multi
+.PHONY: build  ## Build the single-stage, multi-stage and distroless images
+build: build-single build-multi build-distroless
 
 .PHONY: build-single  ## Build the naive single-stage image
 build-single:
@@ -45,6 +58,10 @@ build-single:
 .PHONY: build-multi  ## Build the multi-stage image
 build-multi:
 	docker build $(BUILD_FLAGS) --file Dockerfile --tag $(IMAGE):multi-stage .
+
+.PHONY: build-distroless  ## Build the distroless image (no shell, no apt, no pip)
+build-distroless:
+	docker build $(BUILD_FLAGS) --file Dockerfile.distroless --tag $(IMAGE):distroless .
 
 .PHONY: compare  ## Measure base, single-stage and multi-stage images side by side
 compare: build build-no-bytecode
@@ -79,7 +96,7 @@ test: $(VENV)/.installed
 
 .PHONY: lint  ## hadolint both Dockerfiles and validate compose.yaml
 lint: $(VENV)/.installed $(DB_PASSWORD_FILE)
-	$(VENV)/bin/hadolint Dockerfile Dockerfile.single_stage
+	$(VENV)/bin/hadolint Dockerfile Dockerfile.distroless Dockerfile.single_stage
 	docker compose config --quiet
 
 # The folder is private (0700); the file itself is 0644 because compose bind-mounts it
@@ -90,9 +107,9 @@ $(DB_PASSWORD_FILE):
 	@chmod 0644 $@
 	@echo "created $@ (random; not committed)"
 
-.PHONY: up  ## Start Postgres and the multi-stage app on http://127.0.0.1:8000
+.PHONY: up  ## Start Postgres and the app on http://127.0.0.1:8000 (VARIANT=distroless for that image)
 up: $(DB_PASSWORD_FILE)
-	docker compose up --build --wait
+	DOCKERFILE=$(if $(filter distroless,$(VARIANT)),Dockerfile.distroless,Dockerfile) docker compose up --build --wait
 
 .PHONY: down  ## Stop the stack (the database volume is kept)
 down:
@@ -105,5 +122,5 @@ logs:
 .PHONY: clean  ## Remove the stack, its volume, the images and build outputs
 clean:
 	-docker compose down --volumes --remove-orphans
-	-docker image rm $(IMAGE):single-stage $(IMAGE):multi-stage $(IMAGE):no-bytecode
+	-docker image rm $(IMAGE):single-stage $(IMAGE):multi-stage $(IMAGE):distroless $(IMAGE):no-bytecode
 	rm -rf build $(VENV)

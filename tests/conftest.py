@@ -3,7 +3,7 @@
 import subprocess
 
 import pytest
-from dockertools import IMAGE, PYTHON_IMAGE, ROOT, RUN_ID, Container, build, docker
+from dockertools import BASE_IMAGES, IMAGE, PYTHON_IMAGE, ROOT, RUN_ID, Container, build, docker
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +47,26 @@ def base_image(engine):
             pytrace=False,
         )
     return PYTHON_IMAGE
+
+
+@pytest.fixture(scope="session")
+def distroless_base(engine):
+    """The distroless runtime base and the Debian image its builder starts from."""
+    for image in (BASE_IMAGES["DISTROLESS_IMAGE"], BASE_IMAGES["DEBIAN_IMAGE"]):
+        if docker("image", "inspect", image, check=False).returncode != 0:
+            pytest.fail(
+                f"base image {image} is not here: run `make test`, which pulls it or builds a stand-in",
+                pytrace=False,
+            )
+    return BASE_IMAGES["DISTROLESS_IMAGE"]
+
+
+@pytest.fixture(scope="session")
+def distroless_image(distroless_base, context_canaries):
+    """The distroless image, built once per session."""
+    tag = f"{IMAGE}:distroless"
+    build(ROOT / "Dockerfile.distroless", tag)
+    return tag
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Helpers for the tests: the real docker CLI through subprocess, HTTP, layer scans."""
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -14,9 +15,32 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def dockerfile_arg(name, dockerfile="Dockerfile"):
+    """The default of `ARG name=...` in a Dockerfile: base images are named there and only there."""
+    found = re.search(rf"^ARG {name}=(\S+)$", (ROOT / dockerfile).read_text(), re.MULTILINE)
+    assert found, f"{dockerfile} has no ARG {name}=..."
+    return found.group(1)
+
+
+def compose_default(name):
+    """The ${name:-default} that compose.yaml falls back to."""
+    found = re.search(rf"\${{{name}:-([^}}]+)}}", (ROOT / "compose.yaml").read_text())
+    assert found, f"compose.yaml has no ${{{name}:-...}}"
+    return found.group(1)
+
+
 IMAGE = os.environ.get("IMAGE", "pyslim")
-PYTHON_IMAGE = os.environ.get("PYTHON_IMAGE", "python:3.13-slim-trixie")
-POSTGRES_IMAGE = os.environ.get("POSTGRES_IMAGE", "postgres:17-trixie")
+# `make test` passes the resolved images (official, or offline stand-ins); pytest alone reads the defaults.
+BASE_IMAGES = {
+    "PYTHON_IMAGE": os.environ.get("PYTHON_IMAGE") or dockerfile_arg("PYTHON_IMAGE"),
+    "DEBIAN_IMAGE": os.environ.get("DEBIAN_IMAGE") or dockerfile_arg("DEBIAN_IMAGE", "Dockerfile.distroless"),
+    "DISTROLESS_IMAGE": os.environ.get("DISTROLESS_IMAGE") or dockerfile_arg("DISTROLESS_IMAGE", "Dockerfile.distroless"),
+}
+PYTHON_IMAGE = BASE_IMAGES["PYTHON_IMAGE"]
+DISTROLESS_IMAGE = BASE_IMAGES["DISTROLESS_IMAGE"]
+POSTGRES_IMAGE = os.environ.get("POSTGRES_IMAGE") or compose_default("POSTGRES_IMAGE")
 CA_BUNDLE = os.environ.get("CA_BUNDLE") or None
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -36,7 +60,8 @@ def docker(*args, check=True, timeout=600, **kwargs):
 def build(dockerfile, tag, *extra, context=ROOT, ca_bundle=CA_BUNDLE):
     """docker build with BuildKit, the chosen base image and the optional CA secret."""
     args = ["build", "--progress=plain", "--file", str(dockerfile), "--tag", tag]
-    args += ["--build-arg", f"PYTHON_IMAGE={PYTHON_IMAGE}"]
+    for arg, image in BASE_IMAGES.items():
+        args += ["--build-arg", f"{arg}={image}"]
     # The labels `make build` sets, so both build the same image instead of retagging.
     for arg in ("REVISION", "CREATED"):
         if os.environ.get(arg):
@@ -76,6 +101,30 @@ def layer_paths(image):
 def layer_files_containing(image, needle: bytes):
     """Paths of regular files in any layer of the image whose content contains needle."""
     return scan_layers(image, lambda layer, entry: entry.isfile() and needle in layer.extractfile(entry).read())
+
+
+def image_files(image):
+    """{path: TarInfo} of the image's merged filesystem (docker export), for images with no shell to ask."""
+    name = docker("create", image).stdout.strip()
+    try:
+        proc = subprocess.Popen(["docker", "export", name], stdout=subprocess.PIPE)
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+            files = {"/" + entry.name.lstrip("./"): entry for entry in archive}
+        assert proc.wait() == 0, f"docker export of {image} failed"
+    finally:
+        docker("rm", name, check=False)
+    return files
+
+
+def image_file_text(image, path):
+    """One file's text from an image with no shell to `cat` it: docker cp streams a tar."""
+    name = docker("create", image).stdout.strip()
+    try:
+        proc = subprocess.run(["docker", "cp", f"{name}:{path}", "-"], capture_output=True, check=True, timeout=60)
+    finally:
+        docker("rm", name, check=False)
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as archive:
+        return archive.extractfile(archive.next()).read().decode()
 
 
 def free_port():

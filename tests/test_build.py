@@ -21,7 +21,7 @@ def hadolint():
     return found
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.single_stage"])
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.distroless", "Dockerfile.single_stage"])
 def test_hadolint_clean_at_warning_level(dockerfile):
     """hadolint reports nothing at warning level or above."""
     proc = subprocess.run(

@@ -14,13 +14,13 @@ CONNECT_TIMEOUT = 3  # the app's libpq connect_timeout (PGCONNECT_TIMEOUT defaul
 class Stack:
     """A compose project of its own, on a random loopback port, with a throwaway password."""
 
-    def __init__(self, tmp_path):
-        self.project = f"pyslim-test-{RUN_ID}"
+    def __init__(self, tmp_path, variant):
+        self.project = f"pyslim-test-{RUN_ID}-{variant}"
         self.port = free_port()
         password = tmp_path / "db_password"
         password.write_text(f"pw-{RUN_ID}")
         password.chmod(0o644)
-        self.env = {**os.environ, "WEB_PORT": str(self.port), "DB_PASSWORD_FILE": str(password)}
+        self.env = {**os.environ, "WEB_PORT": str(self.port), "DB_PASSWORD_FILE": str(password), "VARIANT": variant}
         self.url = f"http://127.0.0.1:{self.port}"
 
     def compose(self, *args, check=True, timeout=180):
@@ -39,10 +39,12 @@ class Stack:
         return docker("inspect", "--format", "{{.State.StartedAt}}", self.container(service)).stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def stack(multi_image, tmp_path_factory):
-    """The stack brought up with --wait (both services healthy), removed with its volume after."""
-    stack = Stack(tmp_path_factory.mktemp("compose"))
+@pytest.fixture(scope="module", params=["multi-stage", "distroless"])
+def stack(request, tmp_path_factory):
+    """The stack (`make up VARIANT=...`) brought up with --wait (both services healthy), removed
+    with its volume after. Every test below runs against each web image."""
+    request.getfixturevalue("distroless_image" if request.param == "distroless" else "multi_image")
+    stack = Stack(tmp_path_factory.mktemp("compose"), request.param)
     try:
         stack.compose("up", "--wait", "--no-build", "--quiet-pull")
         yield stack
@@ -66,6 +68,12 @@ def wait_ready(stack, timeout=30):
             return body
         time.sleep(0.5)
     raise AssertionError(f"/readyz not 200 within {timeout}s: {body}")
+
+
+def test_web_runs_the_chosen_variant(stack):
+    """VARIANT picks the web image: the stack really runs the image under test."""
+    image = docker("inspect", "--format", "{{.Config.Image}}", stack.container("web")).stdout.strip()
+    assert image.endswith(":" + stack.env["VARIANT"]), image
 
 
 def test_both_services_healthy(stack):

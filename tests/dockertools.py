@@ -21,8 +21,9 @@ CA_BUNDLE = os.environ.get("CA_BUNDLE") or None
 RUN_ID = uuid.uuid4().hex[:8]
 
 
-def docker(*args, check=True, timeout=600, **kwargs):
-    """Run the docker CLI and return the completed process (text output captured)."""
+def docker_or_fail(*args, check=True, timeout=600, **kwargs):
+    """The completed `docker ...` process (text output captured); the test fails with docker's
+    output when it exits non-zero, unless check=False."""
     proc = subprocess.run(
         ["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs
     )
@@ -38,17 +39,17 @@ def build(dockerfile, tag, *extra, context=ROOT, ca_bundle=CA_BUNDLE):
     args = ["build", "--progress=plain", "--file", str(dockerfile), "--tag", tag]
     args += ["--build-arg", f"PYTHON_IMAGE={PYTHON_IMAGE}"]
     # The labels `make build` sets, so both build the same image instead of retagging.
-    for arg in ("REVISION", "CREATED"):
+    for arg in ("REVISION", "CREATED", "SOURCE_URL"):
         if os.environ.get(arg):
             args += ["--build-arg", f"{arg}={os.environ[arg]}"]
     if ca_bundle:
         args += ["--secret", f"id=ca,src={ca_bundle}"]
-    return docker(*args, *extra, str(context), timeout=1200)
+    return docker_or_fail(*args, *extra, str(context), timeout=1200)
 
 
 def inspect(image):
     """The image's `docker image inspect` document."""
-    return json.loads(docker("image", "inspect", image).stdout)[0]
+    return json.loads(docker_or_fail("image", "inspect", image).stdout)[0]
 
 
 def scan_layers(image, keep):
@@ -115,26 +116,26 @@ class Container:
     def __init__(self, image, *run_args, command=()):
         self.name = f"pyslim-test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
         self.started = time.monotonic()
-        docker("run", "--detach", "--name", self.name, "--publish", "127.0.0.1::8000", *run_args, image, *command)
-        port = docker("port", self.name, "8000/tcp").stdout.splitlines()[0].rsplit(":", 1)[1]
+        docker_or_fail("run", "--detach", "--name", self.name, "--publish", "127.0.0.1::8000", *run_args, image, *command)
+        port = docker_or_fail("port", self.name, "8000/tcp").stdout.splitlines()[0].rsplit(":", 1)[1]
         self.url = f"http://127.0.0.1:{port}"
 
     def exec(self, *cmd, check=True):
         """Run a command inside the container."""
-        return docker("exec", self.name, *cmd, check=check)
+        return docker_or_fail("exec", self.name, *cmd, check=check)
 
     def state(self):
         """The container's .State from docker inspect."""
-        return json.loads(docker("inspect", "--format", "{{json .State}}", self.name).stdout)
+        return json.loads(docker_or_fail("inspect", "--format", "{{json .State}}", self.name).stdout)
 
     def logs(self):
         """Everything the container wrote to stdout and stderr."""
-        proc = docker("logs", self.name, check=False)
+        proc = docker_or_fail("logs", self.name, check=False)
         return proc.stdout + proc.stderr
 
     def remove(self):
         """Remove the container whatever state it is in."""
-        docker("rm", "--force", "--volumes", self.name, check=False)
+        docker_or_fail("rm", "--force", "--volumes", self.name, check=False)
 
 
 def shell(image, script, user=None):
@@ -142,7 +143,7 @@ def shell(image, script, user=None):
     args = ["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh"]
     if user is not None:
         args += ["--user", user]
-    return docker(*args, image, "-c", script).stdout
+    return docker_or_fail(*args, image, "-c", script).stdout
 
 
 def no_traceback(body):

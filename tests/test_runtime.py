@@ -4,7 +4,7 @@ import json
 import time
 
 import pytest
-from dockertools import Container, docker, http, inspect, no_traceback, shell, wait_for_status
+from dockertools import Container, docker_or_fail, http, inspect, no_traceback, shell, wait_for_status
 
 pytestmark = pytest.mark.docker
 GREETING = "Hello from a multi-stage build"
@@ -70,7 +70,7 @@ def test_docker_stop_is_fast_and_clean(multi_image, run):
     app = run(multi_image)
     wait_for_status(app.url + "/healthz")
     start = time.monotonic()
-    docker("stop", app.name)
+    docker_or_fail("stop", app.name)
     elapsed = time.monotonic() - start
     assert app.state()["ExitCode"] == 0, app.logs()
     assert elapsed < 2.0, f"docker stop took {elapsed:.2f}s"

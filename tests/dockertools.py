@@ -4,8 +4,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 import time
 import urllib.error
@@ -149,3 +151,22 @@ def shell(image, script, user=None):
 def no_traceback(body):
     """True when a response body shows no Python traceback or exception dump."""
     return not re.search(r"Traceback|File \"/|psycopg2\.\w+Error", body)
+
+
+def tool(name):
+    """A command-line tool installed by requirements-dev.txt next to this interpreter, or on PATH."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise AssertionError(f"{name} is not installed: `pip install -r requirements-dev.txt`")
+    return found
+
+
+def make_variable(name, cwd=ROOT, env=None):
+    """The value the Makefile in cwd gives a variable, without running any of its targets."""
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-s", "--eval", f"print-variable: ; @echo $({name})", "print-variable"],
+        cwd=cwd, capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()

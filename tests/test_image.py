@@ -1,5 +1,6 @@
 """What the multi-stage image contains, and what it must never contain."""
 
+import os
 import re
 
 import pytest
@@ -142,3 +143,9 @@ def test_no_secret_in_env_or_history(which, request):
     assert [e for e in env if SECRET_NAME.search(e.split("=")[0])] == []
     history = docker_or_fail("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
     assert not re.search(SECRET_NAME.pattern + r"\w*=\S", history)
+
+
+def test_source_label_is_the_repository_it_was_built_from(multi_image):
+    """org.opencontainers.image.source is the SOURCE_URL make derived from the git remote, never a placeholder."""
+    labels = inspect(multi_image)["Config"]["Labels"]
+    assert labels["org.opencontainers.image.source"] == (os.environ.get("SOURCE_URL") or "unknown")

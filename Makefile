@@ -104,8 +104,8 @@ lint: $(VENV)/.installed $(DB_PASSWORD_FILE)
 	$(VENV)/bin/zizmor --offline --persona=pedantic --no-progress $(WORKFLOWS)
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.renovate renovate.json
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
+	$(VENV)/bin/ruff format --check .
 
 # The folder is private (0700); the file itself is 0644 because compose bind-mounts it
 # as is, and the app's non-root user must be able to read it inside the container.

@@ -44,6 +44,9 @@ def test_renovate_config_matches_renovates_schema():
     """check-jsonschema's vendored Renovate schema (no network) accepts renovate.json."""
     proc = subprocess.run(
         [tool("check-jsonschema"), "--builtin-schema", "vendor.renovate", "renovate.json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

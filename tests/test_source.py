@@ -62,7 +62,8 @@ def test_no_tracked_file_names_the_placeholder_repository():
     """The example URL the source label once held is gone from every file, so no build can bring it back."""
     names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     offenders = [
-        name for name in names.split("\0")
+        name
+        for name in names.split("\0")
         if name and (ROOT / name).is_file() and PLACEHOLDER.encode() in (ROOT / name).read_bytes()
     ]
     assert not offenders

@@ -58,7 +58,9 @@ def test_workflow_matches_githubs_schema(path):
     """check-jsonschema's vendored schema of GitHub workflows (no network) accepts the file."""
     proc = subprocess.run(
         [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -67,7 +69,9 @@ def test_zizmor_finds_nothing_even_pedantic():
     """zizmor's offline audits (injection, permissions, credentials, pinning, cache poisoning) report nothing."""
     proc = subprocess.run(
         [tool("zizmor"), "--offline", "--persona=pedantic", "--no-progress", *map(str, WORKFLOWS)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -82,11 +82,13 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --start-interval=1s -
 CMD ["gunicorn", "--config", "gunicorn.conf.py", "app:app"]
 
 # Last, so a new revision or date changes only metadata, never a cached layer.
+# SOURCE_URL: `make build` derives it from the git remote, CI from the repository it runs in.
 ARG REVISION=unknown
 ARG CREATED=unknown
+ARG SOURCE_URL=unknown
 LABEL org.opencontainers.image.title="pyslim" \
       org.opencontainers.image.description="Flask + gunicorn + psycopg2, built multi-stage" \
-      org.opencontainers.image.source="https://github.com/example/pyslim" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}"

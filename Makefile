@@ -32,15 +32,22 @@ DB_PASSWORD_FILE ?= .secrets/db_password
 # := with $(or): git runs once per make, not once per use of the (exported) variable.
 REVISION := $(or $(REVISION),$(shell git rev-parse --short HEAD 2>/dev/null),unknown)
 CREATED  := $(or $(CREATED),$(shell git log -1 --format=%cI 2>/dev/null),unknown)
+# The repository the image is published from, for its org.opencontainers.image.source label:
+# origin's URL as https, without any user or token in it (those must never reach a label).
+# A remote that is not a URL (a local path) gives "unknown" rather than a wrong link.
+SOURCE_URL := $(or $(SOURCE_URL),$(shell git remote get-url origin 2>/dev/null | sed -E \
+	-e 's,^git@([^:/]+):,https://\1/,' -e 's,^(ssh|git)://([^@/]+@)?([^/:]+)(:[0-9]+)?/,https://\3/,' \
+	-e 's,^https?://([^@/]+@)?,https://,' -e 's,(\.git)?/*$$,,' | grep '^https://'),unknown)
 BUILD_FLAGS = --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
               --build-arg DEBIAN_IMAGE=$(DEBIAN_IMAGE) \
               --build-arg DISTROLESS_IMAGE=$(DISTROLESS_IMAGE) \
               --build-arg REVISION=$(REVISION) \
               --build-arg CREATED=$(CREATED) \
+              --build-arg SOURCE_URL=$(SOURCE_URL) \
               $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE))
 comma := ,
 
-export IMAGE PYTHON_IMAGE DEBIAN_IMAGE DISTROLESS_IMAGE POSTGRES_IMAGE VARIANT CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED
+export IMAGE PYTHON_IMAGE DEBIAN_IMAGE DISTROLESS_IMAGE POSTGRES_IMAGE VARIANT CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED SOURCE_URL
 
 .DEFAULT_GOAL := help
 
@@ -63,11 +70,19 @@ build-multi:
 build-distroless:
 	docker build $(BUILD_FLAGS) --file Dockerfile.distroless --tag $(IMAGE):distroless .
 
-.PHONY: compare  ## Measure the base, single-stage, multi-stage and distroless images side by side
+# Measurements land in build/ (git-ignored): the first `make compare` of a fresh clone leaves
+# its tracked files alone. `make readme` is the one way to publish them.
+COMPARE_OUTPUTS = --json build/compare.json --svg build/compare.svg
+
+.PHONY: compare  ## Measure the base, single-stage, multi-stage and distroless images side by side (writes build/ only)
 compare: $(VENV)/.installed build build-no-bytecode
 	$(VENV)/bin/python scripts/compare.py --base $(PYTHON_IMAGE) --single $(IMAGE):single-stage --multi $(IMAGE):multi-stage \
 		--distroless-base $(DISTROLESS_IMAGE) --distroless $(IMAGE):distroless \
-		--extra $(IMAGE):no-bytecode --json build/compare.json --svg docs/compare.svg --readme README.md
+		--extra $(IMAGE):no-bytecode $(COMPARE_OUTPUTS)
+
+.PHONY: readme  ## make compare, then write its table into README.md and its chart to docs/compare.svg
+readme:
+	$(MAKE) compare COMPARE_OUTPUTS='--json build/compare.json --svg docs/compare.svg --readme README.md'
 
 # The road not taken, measured next to the multi-stage image by `make compare`: no .pyc at
 # all (pip --no-compile, PYTHONDONTWRITEBYTECODE=1, no stdlib warm-up). Smaller, slower to start.
@@ -95,10 +110,20 @@ $(VENV)/.installed: requirements-dev.txt
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest --durations=15 $(PYTEST_ARGS) $(TEST_PATHS)
 
-.PHONY: lint  ## hadolint both Dockerfiles and validate compose.yaml
+# Every shell script in the repository; tests/test_lint.py fails when one is left out.
+SHELL_SCRIPTS = .ci/run $(wildcard offline/*.sh offline/*/*.sh)
+WORKFLOWS = $(wildcard .github/workflows/*.yml)
+
+.PHONY: lint  ## hadolint, compose config, workflow checks (schema, zizmor), Renovate config, ruff, shellcheck
 lint: $(VENV)/.installed $(DB_PASSWORD_FILE)
 	$(VENV)/bin/hadolint Dockerfile Dockerfile.distroless Dockerfile.single_stage
 	docker compose config --quiet
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	$(VENV)/bin/zizmor --offline --persona=pedantic --no-progress $(WORKFLOWS)
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.renovate renovate.json
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
+	$(VENV)/bin/ruff format --check .
 
 # The folder is private (0700); the file itself is 0644 because compose bind-mounts it
 # as is, and the app's non-root user must be able to read it inside the container.

@@ -46,8 +46,8 @@ def log(message):
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def docker(*args):
-    """Run a docker command and return its completed process (output captured)."""
+def docker_result(*args):
+    """The completed `docker ...` process (output captured), whatever its exit code: callers check."""
     return subprocess.run(["docker", *args], capture_output=True, text=True)
 
 
@@ -100,7 +100,7 @@ def run_scenario(scenario, args, context, flags, image_ids, results):
             if changed:
                 append_comment(os.path.join(context, changed))
             else:
-                pruned = docker(*PRUNE_CACHE_MOUNTS)
+                pruned = docker_result(*PRUNE_CACHE_MOUNTS)
                 if pruned.returncode != 0:
                     log(f"cache mount prune failed: {pruned.stderr.strip()}")
             log(f"{label} …")
@@ -168,7 +168,7 @@ def text_report(results, medians, ratios, target):
     for key in ("cold/code-only", "cold/requirements"):
         rows.append((key.replace("/", " ÷ "), *(factor(ratios[n][key]) for n in names), "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     met = {None: "", True: " met", False: " NOT met"}
     lines.append(f"target: code-only rebuild ≤ {CODE_ONLY_TARGET:.0f} s: "
@@ -179,11 +179,11 @@ def text_report(results, medians, ratios, target):
 
 def cleanup(image, image_ids):
     """Remove the bench tags, then only those images this run built that are left untagged."""
-    docker("image", "rm", *(f"{image}-bench:{name}" for name in DOCKERFILES))
+    docker_result("image", "rm", *(f"{image}-bench:{name}" for name in DOCKERFILES))
     for image_id in image_ids:
-        tags = docker("image", "inspect", "--format", "{{len .RepoTags}}", image_id).stdout.strip()
+        tags = docker_result("image", "inspect", "--format", "{{len .RepoTags}}", image_id).stdout.strip()
         if tags == "0":
-            docker("image", "rm", image_id)
+            docker_result("image", "rm", image_id)
 
 
 def main():
@@ -216,8 +216,8 @@ def main():
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         report = {
-            "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "docker_server": docker("version", "--format", "{{.Server.Version}}").stdout.strip(),
+            "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "docker_server": docker_result("version", "--format", "{{.Server.Version}}").stdout.strip(),
             "runs": args.runs, "build_flags": flags, "duration_seconds": round(duration, 1),
             "loadavg_1_5_15": {"start": load_before, "end": os.getloadavg()},
             "scenarios": {s: desc for s, (_, desc) in SCENARIOS.items()},

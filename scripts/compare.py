@@ -63,7 +63,7 @@ def mb(n):
     return f"{n / 1e6:.1f} MB"
 
 
-def docker(*args):
+def docker_stdout(*args):
     """Run a docker CLI command and return its stdout; raise RuntimeError on failure."""
     proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
@@ -257,7 +257,7 @@ def merged_paths(layers):
 
 def stopped_reason(name):
     """Why a container is no longer running (state, exit code, last log lines), or "" if it runs."""
-    state = docker("container", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name).split()
+    state = docker_stdout("container", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name).split()
     if state[0] == "running":
         return ""
     logs = subprocess.run(["docker", "logs", "--tail", "5", name], capture_output=True, text=True)
@@ -271,7 +271,7 @@ def time_to_200(image, timeout=30.0):
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     start = checked = time.monotonic()
     try:
-        docker("run", "-d", "--name", name, "-p", "127.0.0.1::8000", image)
+        docker_stdout("run", "-d", "--name", name, "-p", "127.0.0.1::8000", image)
         ports = subprocess.run(["docker", "port", name, "8000/tcp"], capture_output=True, text=True).stdout.split()
         if not ports:
             raise RuntimeError(f"port 8000 not published: {stopped_reason(name) or 'no mapping'}")
@@ -312,7 +312,7 @@ def measure(role, image, base_diff_ids, runs, errors, syft):
             errors.append(f"{image}: {label}: {exc}")
             log(f"error: {image}: {label} failed: {exc}")
 
-    step("inspect", "docker image inspect", lambda: json.loads(docker("image", "inspect", image))[0])
+    step("inspect", "docker image inspect", lambda: json.loads(docker_stdout("image", "inspect", image))[0])
     info = result.pop("inspect")
     if info is None:
         return result
@@ -419,7 +419,7 @@ def tool_name(results):
 def text_table(rows):
     """Align rows as a plain-text table: first column left, the others right."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
              for row in rows]
     return "\n".join(lines[:1] + ["  ".join("-" * w for w in widths)] + lines[1:])
 
@@ -504,13 +504,13 @@ def main():
 
     started, errors = time.monotonic(), []
     try:
-        server = docker("version", "--format", "{{.Server.Version}}").strip()
+        server = docker_stdout("version", "--format", "{{.Server.Version}}").strip()
     except (OSError, RuntimeError) as exc:
         sys.exit(f"compare.py: no Docker engine answers: {exc}")
 
     def diff_ids(image):
         try:
-            return json.loads(docker("image", "inspect", image))[0]["RootFS"]["Layers"]
+            return json.loads(docker_stdout("image", "inspect", image))[0]["RootFS"]["Layers"]
         except RuntimeError:
             return []  # measure() reports the missing base image
 
@@ -521,7 +521,7 @@ def main():
                              args.runs, errors, args.syft)
                for role, image in images.items()}
     data, lines = summary(results)
-    now, nproc = datetime.datetime.now(datetime.timezone.utc), os.cpu_count()
+    now, nproc = datetime.datetime.now(datetime.UTC), os.cpu_count()
 
     rows = table_rows(results)
     print(text_table(rows))

@@ -3,7 +3,7 @@
 import subprocess
 
 import pytest
-from dockertools import BASE_IMAGES, IMAGE, PYTHON_IMAGE, ROOT, RUN_ID, Container, build, docker
+from dockertools import BASE_IMAGES, IMAGE, PYTHON_IMAGE, ROOT, RUN_ID, Container, build, docker_or_fail
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +40,7 @@ def context_canaries():
 @pytest.fixture(scope="session")
 def base_image(engine):
     """The base image both Dockerfiles start from (official or offline stand-in)."""
-    if docker("image", "inspect", PYTHON_IMAGE, check=False).returncode != 0:
+    if docker_or_fail("image", "inspect", PYTHON_IMAGE, check=False).returncode != 0:
         pytest.fail(
             f"base image {PYTHON_IMAGE} is not here: run `make test`, which pulls it or builds a stand-in,"
             " or set PYTHON_IMAGE to an image you have",
@@ -53,7 +53,7 @@ def base_image(engine):
 def distroless_base(engine):
     """The distroless runtime base and the Debian image its builder starts from."""
     for image in (BASE_IMAGES["DISTROLESS_IMAGE"], BASE_IMAGES["DEBIAN_IMAGE"]):
-        if docker("image", "inspect", image, check=False).returncode != 0:
+        if docker_or_fail("image", "inspect", image, check=False).returncode != 0:
             pytest.fail(
                 f"base image {image} is not here: run `make test`, which pulls it or builds a stand-in",
                 pytrace=False,

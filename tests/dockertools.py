@@ -5,8 +5,10 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 import time
 import urllib.error
@@ -45,8 +47,9 @@ CA_BUNDLE = os.environ.get("CA_BUNDLE") or None
 RUN_ID = uuid.uuid4().hex[:8]
 
 
-def docker(*args, check=True, timeout=600, **kwargs):
-    """Run the docker CLI and return the completed process (text output captured)."""
+def docker_or_fail(*args, check=True, timeout=600, **kwargs):
+    """The completed `docker ...` process (text output captured); the test fails with docker's
+    output when it exits non-zero, unless check=False."""
     proc = subprocess.run(
         ["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs
     )
@@ -63,17 +66,17 @@ def build(dockerfile, tag, *extra, context=ROOT, ca_bundle=CA_BUNDLE):
     for arg, image in BASE_IMAGES.items():
         args += ["--build-arg", f"{arg}={image}"]
     # The labels `make build` sets, so both build the same image instead of retagging.
-    for arg in ("REVISION", "CREATED"):
+    for arg in ("REVISION", "CREATED", "SOURCE_URL"):
         if os.environ.get(arg):
             args += ["--build-arg", f"{arg}={os.environ[arg]}"]
     if ca_bundle:
         args += ["--secret", f"id=ca,src={ca_bundle}"]
-    return docker(*args, *extra, str(context), timeout=1200)
+    return docker_or_fail(*args, *extra, str(context), timeout=1200)
 
 
 def inspect(image):
     """The image's `docker image inspect` document."""
-    return json.loads(docker("image", "inspect", image).stdout)[0]
+    return json.loads(docker_or_fail("image", "inspect", image).stdout)[0]
 
 
 def scan_layers(image, keep):
@@ -105,24 +108,24 @@ def layer_files_containing(image, needle: bytes):
 
 def image_files(image):
     """{path: TarInfo} of the image's merged filesystem (docker export), for images with no shell to ask."""
-    name = docker("create", image).stdout.strip()
+    name = docker_or_fail("create", image).stdout.strip()
     try:
         proc = subprocess.Popen(["docker", "export", name], stdout=subprocess.PIPE)
         with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
             files = {"/" + entry.name.lstrip("./"): entry for entry in archive}
         assert proc.wait() == 0, f"docker export of {image} failed"
     finally:
-        docker("rm", name, check=False)
+        docker_or_fail("rm", name, check=False)
     return files
 
 
 def image_file_text(image, path):
     """One file's text from an image with no shell to `cat` it: docker cp streams a tar."""
-    name = docker("create", image).stdout.strip()
+    name = docker_or_fail("create", image).stdout.strip()
     try:
         proc = subprocess.run(["docker", "cp", f"{name}:{path}", "-"], capture_output=True, check=True, timeout=60)
     finally:
-        docker("rm", name, check=False)
+        docker_or_fail("rm", name, check=False)
     with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as archive:
         return archive.extractfile(archive.next()).read().decode()
 
@@ -164,26 +167,26 @@ class Container:
     def __init__(self, image, *run_args, command=()):
         self.name = f"pyslim-test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
         self.started = time.monotonic()
-        docker("run", "--detach", "--name", self.name, "--publish", "127.0.0.1::8000", *run_args, image, *command)
-        port = docker("port", self.name, "8000/tcp").stdout.splitlines()[0].rsplit(":", 1)[1]
+        docker_or_fail("run", "--detach", "--name", self.name, "--publish", "127.0.0.1::8000", *run_args, image, *command)
+        port = docker_or_fail("port", self.name, "8000/tcp").stdout.splitlines()[0].rsplit(":", 1)[1]
         self.url = f"http://127.0.0.1:{port}"
 
     def exec(self, *cmd, check=True):
         """Run a command inside the container."""
-        return docker("exec", self.name, *cmd, check=check)
+        return docker_or_fail("exec", self.name, *cmd, check=check)
 
     def state(self):
         """The container's .State from docker inspect."""
-        return json.loads(docker("inspect", "--format", "{{json .State}}", self.name).stdout)
+        return json.loads(docker_or_fail("inspect", "--format", "{{json .State}}", self.name).stdout)
 
     def logs(self):
         """Everything the container wrote to stdout and stderr."""
-        proc = docker("logs", self.name, check=False)
+        proc = docker_or_fail("logs", self.name, check=False)
         return proc.stdout + proc.stderr
 
     def remove(self):
         """Remove the container whatever state it is in."""
-        docker("rm", "--force", "--volumes", self.name, check=False)
+        docker_or_fail("rm", "--force", "--volumes", self.name, check=False)
 
 
 def shell(image, script, user=None):
@@ -191,9 +194,28 @@ def shell(image, script, user=None):
     args = ["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh"]
     if user is not None:
         args += ["--user", user]
-    return docker(*args, image, "-c", script).stdout
+    return docker_or_fail(*args, image, "-c", script).stdout
 
 
 def no_traceback(body):
     """True when a response body shows no Python traceback or exception dump."""
     return not re.search(r"Traceback|File \"/|psycopg2\.\w+Error", body)
+
+
+def tool(name):
+    """A command-line tool installed by requirements-dev.txt next to this interpreter, or on PATH."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise AssertionError(f"{name} is not installed: `pip install -r requirements-dev.txt`")
+    return found
+
+
+def make_variable(name, cwd=ROOT, env=None):
+    """The value the Makefile in cwd gives a variable, without running any of its targets."""
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-s", "--eval", f"print-variable: ; @echo $({name})", "print-variable"],
+        cwd=cwd, capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()

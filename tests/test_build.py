@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dockertools import ROOT, RUN_ID, build, docker, inspect
+from dockertools import ROOT, RUN_ID, build, docker_or_fail, inspect
 
 HERE = Path(__file__).resolve().parent
 
@@ -43,7 +43,7 @@ def test_code_change_rebuild_reuses_dependency_layers(multi_image, tmp_path):
         log = build(tmp_path / "Dockerfile", tag, context=tmp_path).stderr
         before, after = inspect(multi_image)["RootFS"]["Layers"], inspect(tag)["RootFS"]["Layers"]
     finally:
-        docker("image", "rm", tag, check=False)
+        docker_or_fail("image", "rm", tag, check=False)
     assert len(before) == len(after)
     assert before[:-1] == after[:-1], "a layer below the code layer was rebuilt"
     assert before[-1] != after[-1], "the code layer did not change"
@@ -60,14 +60,14 @@ def site_packages_only_image(base_image):
     tag = f"pyslim-test:site-packages-only-{RUN_ID}"
     build(HERE / "fixtures" / "site-packages-only.Dockerfile", tag)
     yield tag
-    docker("image", "rm", tag, check=False)
+    docker_or_fail("image", "rm", tag, check=False)
 
 
 @pytest.mark.docker
 def test_site_packages_only_copy_loses_console_scripts(site_packages_only_image):
     """Regression: that recipe ships the gunicorn module but not bin/gunicorn, so it never starts."""
-    module = docker("run", "--rm", "--network", "none", site_packages_only_image, "python", "-c", "import gunicorn")
+    module = docker_or_fail("run", "--rm", "--network", "none", site_packages_only_image, "python", "-c", "import gunicorn")
     assert module.returncode == 0
-    script = docker("run", "--rm", "--network", "none", site_packages_only_image, "gunicorn", "--version", check=False)
+    script = docker_or_fail("run", "--rm", "--network", "none", site_packages_only_image, "gunicorn", "--version", check=False)
     assert script.returncode != 0
     assert re.search(r"executable file not found|no such file", script.stderr, re.IGNORECASE), script.stderr

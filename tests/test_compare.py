@@ -1,51 +1,78 @@
-"""`make compare`'s report: it runs end to end and its sizes are docker's own, to the byte."""
+"""`make compare`'s report: it runs end to end, its sizes are docker's own to the byte, and it leaves git clean."""
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
-from dockertools import ROOT, inspect
+from dockertools import ROOT, inspect, make_variable
 
 pytestmark = pytest.mark.docker
+START, END = "<!-- compare:start -->", "<!-- compare:end -->"
+
+
+def tracked_copy(dest):
+    """A git repository at dest holding this tree's tracked files, with the published results
+    (the README's compare block and docs/compare.svg) blanked, so that any rewrite of them shows."""
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in filter(None, names.split("\0")):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    head, rest = (dest / "README.md").read_text().split(START, 1)
+    (dest / "README.md").write_text(f"{head}{START}\n{END}{rest.split(END, 1)[1]}")
+    (dest / "docs" / "compare.svg").write_text("<svg/>\n")
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    for args in (["init", "-q"], ["add", "--all"], ["commit", "-q", "-m", "copy"]):
+        subprocess.run(git + args, cwd=dest, check=True, capture_output=True)
+    return dest
 
 
 @pytest.fixture(scope="module")
 def report(base_image, single_image, multi_image, distroless_base, distroless_image, tmp_path_factory):
-    """compare.py run once over the five images (one start-up run each, to stay quick)."""
-    out = tmp_path_factory.mktemp("compare")
+    """compare.py run once over the five images with the outputs `make compare` gives it, in a scratch
+    copy of the tree (one start-up run per image, to stay quick); also what `git status` said afterwards."""
+    copy = tracked_copy(tmp_path_factory.mktemp("compare"))
+    outputs = make_variable("COMPARE_OUTPUTS").split()
     proc = subprocess.run(
         [sys.executable, "scripts/compare.py", "--base", base_image, "--single", single_image,
          "--multi", multi_image, "--distroless-base", distroless_base, "--distroless", distroless_image,
-         "--runs", "1", "--json", str(out / "compare.json"), "--svg", str(out / "compare.svg")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+         "--runs", "1", *outputs],
+        cwd=copy, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout, json.loads((out / "compare.json").read_text()), (out / "compare.svg").read_text()
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=copy, capture_output=True, text=True).stdout
+    written = dict(zip(outputs[::2], outputs[1::2], strict=True))
+    return {
+        "stdout": proc.stdout,
+        "data": json.loads((copy / written["--json"]).read_text()),
+        "svg": (copy / written["--svg"]).read_text(),
+        "written": written,
+        "status": status,
+    }
 
 
 def test_compare_sizes_match_docker_inspect_to_the_byte(report):
     """The uncompressed size of every row is `docker image inspect`'s Size, exactly."""
-    _, data, _ = report
-    for result in data["images"].values():
+    for result in report["data"]["images"].values():
         assert result["size_bytes"] == inspect(result["image"])["Size"], result["image"]
 
 
 def test_compare_prints_a_row_per_image_and_the_summary(report):
     """The table has every image and each headline comparison."""
-    stdout, data, _ = report
-    for result in data["images"].values():
-        assert result["image"] in stdout
+    for result in report["data"]["images"].values():
+        assert result["image"] in report["stdout"]
     for line in ("multi-stage vs single-stage:", "distroless vs multi-stage:", "distroless vs single-stage:",
                  "multi-stage minus its base:", "distroless minus its base:"):
-        assert line in stdout
-    assert data["errors"] == []
+        assert line in report["stdout"]
+    assert report["data"]["errors"] == []
 
 
 def test_compare_counts_fewer_sbom_packages_in_distroless(report):
     """The SBOM column measures the attack surface: distroless carries fewer packages than multi-stage,
     which carries fewer than single-stage, and every app image lists the app's Python packages."""
-    _, data, _ = report
+    data = report["data"]
     sbom = {role: data["images"][role]["sbom"] for role in ("single", "multi", "distroless")}
     assert sbom["distroless"]["total"] < sbom["multi"]["total"] < sbom["single"]["total"], sbom
     assert all(counts["by_type"].get("python", 0) >= 9 for counts in sbom.values()), sbom
@@ -53,14 +80,25 @@ def test_compare_counts_fewer_sbom_packages_in_distroless(report):
 
 def test_compare_finds_compilers_only_in_single_stage(report):
     """The compilers column is read from each image's files, so it works without a shell."""
-    _, data, _ = report
+    data = report["data"]
     found = {role: bool(r["compilers"]) for role, r in data["images"].items()}
     assert found == {"base": False, "single": True, "multi": False, "distroless_base": False, "distroless": False}
 
 
 def test_compare_writes_an_svg_chart(report):
     """The chart is a standalone SVG naming each image."""
-    _, data, svg = report
+    svg = report["svg"]
     assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
-    for result in data["images"].values():
+    for result in report["data"]["images"].values():
         assert result["image"] in svg
+
+
+def test_compare_leaves_tracked_files_alone(report):
+    """Run as `make compare` runs it, compare.py changes no tracked file: a fresh clone stays clean."""
+    assert report["status"] == ""
+
+
+def test_compare_writes_its_results_under_build(report):
+    """The JSON and the chart land in build/, which .gitignore covers; the README is not an output."""
+    assert "--readme" not in report["written"]
+    assert all(path.startswith("build/") for path in report["written"].values())

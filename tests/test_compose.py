@@ -5,7 +5,7 @@ import os
 import time
 
 import pytest
-from dockertools import ROOT, RUN_ID, docker, free_port, http
+from dockertools import ROOT, RUN_ID, docker_or_fail, free_port, http
 
 pytestmark = [pytest.mark.docker, pytest.mark.compose]
 CONNECT_TIMEOUT = 3  # the app's libpq connect_timeout (PGCONNECT_TIMEOUT default in app.py)
@@ -25,7 +25,7 @@ class Stack:
 
     def compose(self, *args, check=True, timeout=180):
         """docker compose for this project."""
-        return docker(
+        return docker_or_fail(
             "compose", "--project-directory", str(ROOT), "--project-name", self.project, *args,
             check=check, timeout=timeout, env=self.env,
         )
@@ -36,7 +36,7 @@ class Stack:
 
     def started_at(self, service):
         """When the service's container last started (changes on every restart)."""
-        return docker("inspect", "--format", "{{.State.StartedAt}}", self.container(service)).stdout.strip()
+        return docker_or_fail("inspect", "--format", "{{.State.StartedAt}}", self.container(service)).stdout.strip()
 
 
 @pytest.fixture(scope="module", params=["multi-stage", "distroless"])
@@ -72,14 +72,14 @@ def wait_ready(stack, timeout=30):
 
 def test_web_runs_the_chosen_variant(stack):
     """VARIANT picks the web image: the stack really runs the image under test."""
-    image = docker("inspect", "--format", "{{.Config.Image}}", stack.container("web")).stdout.strip()
+    image = docker_or_fail("inspect", "--format", "{{.Config.Image}}", stack.container("web")).stdout.strip()
     assert image.endswith(":" + stack.env["VARIANT"]), image
 
 
 def test_both_services_healthy(stack):
     """compose up --wait left db and web healthy."""
     for service in ("db", "web"):
-        health = docker("inspect", "--format", "{{.State.Health.Status}}", stack.container(service)).stdout
+        health = docker_or_fail("inspect", "--format", "{{.State.Health.Status}}", stack.container(service)).stdout
         assert health.strip() == "healthy", service
 
 
@@ -93,13 +93,13 @@ def test_readyz_reports_postgres_and_libpq_versions(stack):
 
 def test_database_published_on_no_port(stack):
     """Only the app is reachable from the host; Postgres has no published port."""
-    ports = docker("inspect", "--format", "{{json .NetworkSettings.Ports}}", stack.container("db")).stdout
+    ports = docker_or_fail("inspect", "--format", "{{json .NetworkSettings.Ports}}", stack.container("db")).stdout
     assert all(not bindings for bindings in json.loads(ports).values()), ports
 
 
 def test_web_published_on_loopback_only(stack):
     """The app's port is bound to 127.0.0.1, not to every interface."""
-    ports = json.loads(docker("inspect", "--format", "{{json .NetworkSettings.Ports}}", stack.container("web")).stdout)
+    ports = json.loads(docker_or_fail("inspect", "--format", "{{json .NetworkSettings.Ports}}", stack.container("web")).stdout)
     assert {b["HostIp"] for b in ports["8000/tcp"]} == {"127.0.0.1"}
 
 

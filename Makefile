@@ -101,6 +101,16 @@ build-no-bytecode:
 bench:
 	$(PYTHON) scripts/bench.py --image $(IMAGE) --json build/bench.json $(BUILD_FLAGS)
 
+# After editing requirements.in or requirements-dev.in: pins and hashes for every package, and no
+# index or find-links lines from this machine's pip configuration.
+PIP_COMPILE = $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+              --no-emit-index-url --no-emit-find-links
+
+.PHONY: requirements  ## Re-pin requirements.txt and requirements-dev.txt (with hashes) from their .in files
+requirements: $(VENV)/.installed
+	$(PIP_COMPILE) requirements.in
+	$(PIP_COMPILE) requirements-dev.in
+
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --requirement requirements-dev.txt

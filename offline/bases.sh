@@ -7,10 +7,8 @@ set -euo pipefail
 
 OUT=${1:?usage: bases.sh OUTPUT_FILE}
 here=$(cd "$(dirname "$0")" && pwd)
-PYTHON_IMAGE=${PYTHON_IMAGE:-python:3.13-slim-trixie}
-POSTGRES_IMAGE=${POSTGRES_IMAGE:-postgres:17-trixie}
-DEBIAN_IMAGE=${DEBIAN_IMAGE:-debian:trixie-slim}
-DISTROLESS_IMAGE=${DISTROLESS_IMAGE:-gcr.io/distroless/python3-debian13:nonroot}
+# No defaults here: the Makefile reads them from the Dockerfiles' ARG lines and compose.yaml.
+: "${PYTHON_IMAGE:?set by the Makefile}" "${POSTGRES_IMAGE:?}" "${DEBIAN_IMAGE:?}" "${DISTROLESS_IMAGE:?}"
 DEBIAN_STANDIN=offline/debian:trixie-slim
 
 say() { printf 'bases: %s\n' "$*" >&2; }

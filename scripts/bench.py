@@ -12,19 +12,20 @@ is not timed. Builds by others on the same engine skew the timings: run it on a 
 """
 import argparse
 import datetime
+import io
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
 
-DOCKERFILES = {"multi-stage": "Dockerfile", "single-stage": "Dockerfile.single_stage"}
-CONTEXT_FILES = ("Dockerfile", "Dockerfile.single_stage", ".dockerignore",
-                 "app.py", "gunicorn.conf.py", "requirements.txt")
+DOCKERFILES = {"multi-stage": "Dockerfile", "single-stage": "Dockerfile.single_stage",
+               "distroless": "Dockerfile.distroless"}
 PRUNE_CACHE_MOUNTS = ("builder", "prune", "--force", "--filter", "type=exec.cachemount")
 SCENARIOS = {  # name -> (file changed before each build or None, what it measures)
     "cold": (None, "docker build --no-cache, after `docker " + " ".join(PRUNE_CACHE_MOUNTS) + "`: "
@@ -52,8 +53,12 @@ def docker_result(*args):
 
 
 def copy_context(source, target):
-    """Copy only the files the two builds use into the temporary build context."""
-    for name in CONTEXT_FILES:
+    """Copy the Dockerfiles, .dockerignore and the build context docker itself selects with it."""
+    proc = subprocess.run(["docker", "build", "--quiet", "--output", "type=tar,dest=-", "--file", "-", source],
+                          input=b"FROM scratch\nCOPY . /\n", capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as context:
+        context.extractall(target, filter="data")
+    for name in [*DOCKERFILES.values(), ".dockerignore"]:
         shutil.copy2(os.path.join(source, name), os.path.join(target, name))
 
 

@@ -74,6 +74,14 @@ def build(dockerfile, tag, *extra, context=ROOT, ca_bundle=CA_BUNDLE):
     return docker_or_fail(*args, *extra, str(context), timeout=1200)
 
 
+def context_files(root=ROOT):
+    """The files `docker build` sends from root, .dockerignore applied by docker itself."""
+    proc = subprocess.run(["docker", "build", "--quiet", "--output", "type=tar,dest=-", "--file", "-", str(root)],
+                          input=b"FROM scratch\nCOPY . /\n", capture_output=True, check=True, timeout=120)
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+        return sorted(member.name for member in tar if member.isfile())
+
+
 def inspect(image):
     """The image's `docker image inspect` document."""
     return json.loads(docker_or_fail("image", "inspect", image).stdout)[0]

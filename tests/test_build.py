@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dockertools import ROOT, RUN_ID, build, docker_or_fail, inspect
+from dockertools import ROOT, RUN_ID, build, context_files, docker_or_fail, inspect
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,16 +32,18 @@ def test_hadolint_clean_at_warning_level(dockerfile):
 
 
 @pytest.mark.docker
-def test_code_change_rebuild_reuses_dependency_layers(multi_image, tmp_path):
-    """Changing only app.py re-runs no dependency step, and only the last layer changes."""
-    for name in ("Dockerfile", ".dockerignore", "app.py", "gunicorn.conf.py", "requirements.txt"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    with open(tmp_path / "app.py", "a") as f:
+def assert_code_change_reuses_dependency_layers(image, source, workdir):
+    """Rebuild image from a copy of source's build context with app.py edited: no dependency
+    step re-runs, and only the last layer (the code) changes."""
+    for name in ["Dockerfile", ".dockerignore", *context_files(source)]:
+        (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source / name, workdir / name)
+    with open(workdir / "app.py", "a") as f:
         f.write(f"\n# changed by the cache test {RUN_ID}\n")
-    tag = f"{multi_image}-edit-{RUN_ID}"
+    tag = f"{image}-edit-{RUN_ID}"
     try:
-        log = build(tmp_path / "Dockerfile", tag, context=tmp_path).stderr
-        before, after = inspect(multi_image)["RootFS"]["Layers"], inspect(tag)["RootFS"]["Layers"]
+        log = build(workdir / "Dockerfile", tag, context=workdir).stderr
+        before, after = inspect(image)["RootFS"]["Layers"], inspect(tag)["RootFS"]["Layers"]
     finally:
         docker_or_fail("image", "rm", tag, check=False)
     assert len(before) == len(after)
@@ -52,6 +54,11 @@ def test_code_change_rebuild_reuses_dependency_layers(multi_image, tmp_path):
         assert lines, f"step {step!r} not found in the build log"
         number = lines[0].split()[0]
         assert f"{number} CACHED" in log, f"step {step!r} was re-run:\n{log}"
+
+
+def test_code_change_rebuild_reuses_dependency_layers(multi_image, tmp_path):
+    """Changing only app.py re-runs no dependency step, and only the last layer changes."""
+    assert_code_change_reuses_dependency_layers(multi_image, ROOT, tmp_path)
 
 
 @pytest.fixture(scope="module")

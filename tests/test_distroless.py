@@ -111,6 +111,14 @@ def test_every_venv_elf_resolves_its_libraries_in_the_image(files, distroless_im
     assert "libpq.so.5 => " in proc.stdout
 
 
+def test_ld_so_cache_lists_the_copied_libraries(distroless_image):
+    """The loader's cache was regenerated after libpq's closure was copied in: a stale cache
+    (the base's) would make the loader fall back to scanning directories, and find_library fail."""
+    code = "import ctypes.util; print(ctypes.util.find_library('pq'), ctypes.util.find_library('ldap'))"
+    found = docker_or_fail("run", "--rm", "--network", "none", distroless_image, "python", "-c", code).stdout.split()
+    assert found == ["libpq.so.5", "libldap.so.2"], found
+
+
 def test_venv_interpreter_is_the_runtime_python(distroless_image):
     """pyvenv.cfg points at the runtime's own interpreter, of the runtime's exact version."""
     code = (

@@ -13,8 +13,9 @@ PYTHON_IMAGE     := $(PYTHON_IMAGE)
 DEBIAN_IMAGE     := $(DEBIAN_IMAGE)
 DISTROLESS_IMAGE := $(DISTROLESS_IMAGE)
 POSTGRES_IMAGE   := $(POSTGRES_IMAGE)
-# Which image `make up` runs: multi-stage (Dockerfile) or distroless (Dockerfile.distroless).
+# Which image `make up` and `make dev` run: multi-stage (Dockerfile) or distroless (Dockerfile.distroless).
 VARIANT        ?= multi-stage
+DOCKERFILE      = $(if $(filter distroless,$(VARIANT)),Dockerfile.distroless,Dockerfile)
 # A CA bundle for TLS-intercepting proxies, handed to pip as a build secret (never a layer).
 CA_BUNDLE      ?= $(firstword $(PIP_CERT) $(SSL_CERT_FILE) $(REQUESTS_CA_BUNDLE))
 PYTHON         ?= python3
@@ -47,7 +48,7 @@ BUILD_FLAGS = --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
               $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE))
 comma := ,
 
-export IMAGE PYTHON_IMAGE DEBIAN_IMAGE DISTROLESS_IMAGE POSTGRES_IMAGE VARIANT CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED SOURCE_URL
+export IMAGE PYTHON_IMAGE DEBIAN_IMAGE DISTROLESS_IMAGE POSTGRES_IMAGE VARIANT DOCKERFILE CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED SOURCE_URL
 
 .DEFAULT_GOAL := help
 
@@ -145,7 +146,14 @@ $(DB_PASSWORD_FILE):
 
 .PHONY: up  ## Start Postgres and the app on http://127.0.0.1:8000 (VARIANT=distroless for that image)
 up: $(DB_PASSWORD_FILE)
-	DOCKERFILE=$(if $(filter distroless,$(VARIANT)),Dockerfile.distroless,Dockerfile) docker compose up --build --wait
+	docker compose up --build --wait
+
+# The same stack with the working tree mounted read-only over /app and gunicorn reloading on change.
+DEV_COMPOSE = docker compose --file compose.yaml --file compose.dev.yaml
+
+.PHONY: dev  ## Like `make up`, with your code mounted and gunicorn reloading on every save
+dev: $(DB_PASSWORD_FILE)
+	$(DEV_COMPOSE) up --build --wait
 
 .PHONY: down  ## Stop the stack (the database volume is kept)
 down:

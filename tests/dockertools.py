@@ -74,6 +74,16 @@ def build(dockerfile, tag, *extra, context=ROOT, ca_bundle=CA_BUNDLE):
     return docker_or_fail(*args, *extra, str(context), timeout=1200)
 
 
+def copy_tracked(dest):
+    """Copy this repository's tracked files into dest, as a template user's fresh clone has them."""
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in filter(None, names.split("\0")):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
 def context_files(root=ROOT):
     """The files `docker build` sends from root, .dockerignore applied by docker itself."""
     proc = subprocess.run(["docker", "build", "--quiet", "--output", "type=tar,dest=-", "--file", "-", str(root)],

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from dockertools import ROOT, RUN_ID, build, context_files, docker_or_fail, http, wait_for_status
+from dockertools import ROOT, RUN_ID, build, context_files, copy_tracked, docker_or_fail, http, wait_for_status
 from test_build import assert_code_change_reuses_dependency_layers
 
 pytestmark = pytest.mark.docker
@@ -16,11 +16,7 @@ NEW_DEPENDENCY = "six"
 @pytest.fixture(scope="module")
 def adapted(base_image, distroless_base, tmp_path_factory):
     """A copy of the tracked tree with a new module imported by app.py and a new dependency."""
-    copy = tmp_path_factory.mktemp("adapted")
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    for name in filter(None, tracked.decode().split("\0")):
-        (copy / name).parent.mkdir(parents=True, exist_ok=True)
-        (copy / name).write_bytes((ROOT / name).read_bytes())
+    copy = copy_tracked(tmp_path_factory.mktemp("adapted"))
     # Step 1: a new module, imported by app.py, listed in .dockerignore's allowlist.
     (copy / "greeting.py").write_text(f'import six\n\nMESSAGE = "{GREETING}" if six.PY3 else ""\n')
     app = (copy / "app.py").read_text()

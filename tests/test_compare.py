@@ -1,12 +1,11 @@
 """`make compare`'s report: it runs end to end, its sizes are docker's own to the byte, and it leaves git clean."""
 
 import json
-import shutil
 import subprocess
 import sys
 
 import pytest
-from dockertools import ROOT, inspect, make_variable
+from dockertools import copy_tracked, inspect, make_variable
 
 pytestmark = pytest.mark.docker
 START, END = "<!-- compare:start -->", "<!-- compare:end -->"
@@ -15,11 +14,7 @@ START, END = "<!-- compare:start -->", "<!-- compare:end -->"
 def tracked_copy(dest):
     """A git repository at dest holding this tree's tracked files, with the published results
     (the README's compare block and docs/compare.svg) blanked, so that any rewrite of them shows."""
-    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for name in filter(None, names.split("\0")):
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
+    copy_tracked(dest)
     head, rest = (dest / "README.md").read_text().split(START, 1)
     (dest / "README.md").write_text(f"{head}{START}\n{END}{rest.split(END, 1)[1]}")
     (dest / "docs" / "compare.svg").write_text("<svg/>\n")

@@ -1,12 +1,11 @@
 """`make dev`: edit the code, see it served within 3 s; `make up` keeps serving what the image baked in."""
 
 import os
-import shutil
 import subprocess
 import time
 
 import pytest
-from dockertools import ROOT, RUN_ID, docker_or_fail, free_port, http, wait_for_status
+from dockertools import RUN_ID, copy_tracked, docker_or_fail, free_port, http, wait_for_status
 
 pytestmark = [pytest.mark.docker, pytest.mark.compose]
 ORIGINAL = "Hello from a multi-stage build!"
@@ -16,12 +15,8 @@ RELOAD_WITHIN_S = 3.0
 @pytest.fixture(scope="module")
 def tree(multi_image, tmp_path_factory):
     """A copy of the tracked tree to edit, and the environment make runs in for it."""
-    copy = tmp_path_factory.mktemp("dev")
+    copy = copy_tracked(tmp_path_factory.mktemp("dev"))
     copy.chmod(0o755)  # a checkout is; pytest's 0700 temp dir would hide the code from the app's user
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    for name in filter(None, tracked.decode().split("\0")):
-        (copy / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, copy / name)
     password = copy / "db_password"
     password.write_text(f"pw-{RUN_ID}")
     password.chmod(0o644)

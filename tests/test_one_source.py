@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from dockertools import ROOT, dockerfile_arg, make_variable
+from dockertools import copy_tracked, dockerfile_arg, make_variable
 
 # What a user would switch to; nothing is pulled or built, so the tags need not exist here.
 NEW = {
@@ -24,11 +24,7 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.endswith("_IMAGE") and
 @pytest.fixture(scope="module")
 def edited(tmp_path_factory):
     """A copy of the tracked tree, without offline/ (a user may delete it), each default edited once."""
-    copy = tmp_path_factory.mktemp("one-source")
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    for name in filter(None, tracked.decode().split("\0")):
-        (copy / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, copy / name)
+    copy = copy_tracked(tmp_path_factory.mktemp("one-source"))
     shutil.rmtree(copy / "offline")
     for (dockerfile, arg), image in NEW.items():
         path = copy / dockerfile

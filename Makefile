@@ -4,6 +4,7 @@
 IMAGE          ?= pyslim
 PYTHON_IMAGE   ?= python:3.13-slim-trixie
 POSTGRES_IMAGE ?= postgres:17-trixie
+NGINX_IMAGE    ?= nginx:trixie
 # A CA bundle for TLS-intercepting proxies, handed to pip as a build secret (never a layer).
 CA_BUNDLE      ?= $(firstword $(PIP_CERT) $(SSL_CERT_FILE) $(REQUESTS_CA_BUNDLE))
 PYTHON         ?= python3
@@ -27,7 +28,7 @@ BUILD_FLAGS = --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
               $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE))
 comma := ,
 
-export IMAGE PYTHON_IMAGE POSTGRES_IMAGE CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED
+export IMAGE PYTHON_IMAGE POSTGRES_IMAGE NGINX_IMAGE CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED
 
 .DEFAULT_GOAL := help
 

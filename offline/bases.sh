@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Resolve the base images the template builds on: the official one where it is present or
-# can be pulled, otherwise a stand-in built from Debian's archive under an offline/ name
+# Resolve the images the template builds on or runs beside: the official one where it is
+# present or can be pulled, otherwise a stand-in built from Debian's archive under an offline/ name
 # (never under the official name, so nobody mistakes one for the other).
 # Writes VAR=image lines to the file named by $1 for the Makefile to include.
 set -euo pipefail
@@ -9,6 +9,7 @@ OUT=${1:?usage: bases.sh OUTPUT_FILE}
 here=$(cd "$(dirname "$0")" && pwd)
 PYTHON_IMAGE=${PYTHON_IMAGE:-python:3.13-slim-trixie}
 POSTGRES_IMAGE=${POSTGRES_IMAGE:-postgres:17-trixie}
+NGINX_IMAGE=${NGINX_IMAGE:-nginx:trixie}
 DEBIAN_STANDIN=offline/debian:trixie-slim
 
 say() { printf 'bases: %s\n' "$*" >&2; }
@@ -55,6 +56,7 @@ resolve() { # resolve VAR IMAGE: print VAR=the image to use, and why
 		case "$image" in
 		python:3.13-slim-trixie) standin=python ;;
 		postgres:17-trixie) standin=postgres ;;
+		nginx:trixie) standin=nginx ;;
 		*)
 			say "$image can't be found or pulled, and there is no stand-in recipe for it"
 			return 1
@@ -72,5 +74,6 @@ mkdir -p "$(dirname "$OUT")"
 {
 	resolve PYTHON_IMAGE "$PYTHON_IMAGE"
 	resolve POSTGRES_IMAGE "$POSTGRES_IMAGE"
+	resolve NGINX_IMAGE "$NGINX_IMAGE"
 } >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"

@@ -6,7 +6,7 @@ OFFLINE_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 OFFLINE_GOALS := bases build build-single build-multi build-no-bytecode compare bench test up
 
 ifneq ($(filter $(OFFLINE_GOALS),$(MAKECMDGOALS)),)
-offline_ok := $(shell PYTHON_IMAGE='$(PYTHON_IMAGE)' POSTGRES_IMAGE='$(POSTGRES_IMAGE)' CA_BUNDLE='$(CA_BUNDLE)' \
+offline_ok := $(shell PYTHON_IMAGE='$(PYTHON_IMAGE)' POSTGRES_IMAGE='$(POSTGRES_IMAGE)' NGINX_IMAGE='$(NGINX_IMAGE)' CA_BUNDLE='$(CA_BUNDLE)' \
 	$(OFFLINE_DIR)/bases.sh build/bases.env >&2 && echo ok)
 ifneq ($(offline_ok),ok)
 $(error offline/bases.sh failed (see above))

@@ -3,7 +3,7 @@
 import subprocess
 
 import pytest
-from dockertools import IMAGE, PYTHON_IMAGE, ROOT, RUN_ID, Container, build, docker
+from dockertools import IMAGE, NGINX_IMAGE, POSTGRES_IMAGE, PYTHON_IMAGE, ROOT, RUN_ID, Container, Stack, build, docker
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +78,17 @@ def run(engine):
     yield start
     for container in started:
         container.remove()
+
+
+@pytest.fixture(scope="session")
+def stack(multi_image, tmp_path_factory):
+    """The compose stack brought up with --wait (every service healthy), removed with its volume after."""
+    for image in (POSTGRES_IMAGE, NGINX_IMAGE):
+        if docker("image", "inspect", image, check=False).returncode != 0:
+            pytest.fail(f"{image} is not here: run `make test`, which pulls it or builds a stand-in", pytrace=False)
+    stack = Stack(tmp_path_factory.mktemp("compose"))
+    try:
+        stack.compose("up", "--wait", "--no-build", "--quiet-pull")
+        yield stack
+    finally:
+        stack.compose("down", "--volumes", "--remove-orphans", check=False)

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 IMAGE = os.environ.get("IMAGE", "pyslim")
 PYTHON_IMAGE = os.environ.get("PYTHON_IMAGE", "python:3.13-slim-trixie")
 POSTGRES_IMAGE = os.environ.get("POSTGRES_IMAGE", "postgres:17-trixie")
+NGINX_IMAGE = os.environ.get("NGINX_IMAGE", "nginx:trixie")
 CA_BUNDLE = os.environ.get("CA_BUNDLE") or None
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -148,3 +149,62 @@ def shell(image, script, user=None):
 def no_traceback(body):
     """True when a response body shows no Python traceback or exception dump."""
     return not re.search(r"Traceback|File \"/|psycopg2\.\w+Error", body)
+
+
+class Stack:
+    """A compose project of its own, on a random loopback port, with a throwaway password."""
+
+    def __init__(self, tmp_path):
+        self.project = f"pyslim-test-{RUN_ID}"
+        self.port = free_port()
+        password = tmp_path / "db_password"
+        password.write_text(f"pw-{RUN_ID}")
+        password.chmod(0o644)
+        self.env = {**os.environ, "WEB_PORT": str(self.port), "DB_PASSWORD_FILE": str(password)}
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def compose(self, *args, check=True, timeout=180):
+        """docker compose for this project."""
+        return docker(
+            "compose", "--project-directory", str(ROOT), "--project-name", self.project, *args,
+            check=check, timeout=timeout, env=self.env,
+        )
+
+    def container(self, service):
+        """The container id of a service."""
+        return self.compose("ps", "--all", "--quiet", service).stdout.strip()
+
+    def started_at(self, service):
+        """When the service's container last started (changes on every restart)."""
+        return docker("inspect", "--format", "{{.State.StartedAt}}", self.container(service)).stdout.strip()
+
+
+class LogWindow:
+    """The log lines containers write from now on: `docker logs` now, diffed against later."""
+
+    def __init__(self, *containers):
+        self.containers = containers
+        self.seen = {name: self._lines(name) for name in containers}
+
+    @staticmethod
+    def _lines(name):
+        proc = docker("logs", name, check=False)
+        return proc.stdout.splitlines(), proc.stderr.splitlines()
+
+    def new_lines(self):
+        """Every line written since the window opened, stdout and stderr, all containers."""
+        lines = []
+        for name in self.containers:
+            out, err = self._lines(name)
+            old_out, old_err = self.seen[name]
+            lines += out[len(old_out):] + err[len(old_err):]
+        return lines
+
+    def wait_for(self, needle, count=1, timeout=10.0):
+        """New lines, once `count` of them contain needle (logs reach docker asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.new_lines()
+            if sum(needle in line for line in lines) >= count or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)

@@ -10,6 +10,8 @@ CA_BUNDLE      ?= $(firstword $(PIP_CERT) $(SSL_CERT_FILE) $(REQUESTS_CA_BUNDLE)
 PYTHON         ?= python3
 VENV           ?= .venv
 PYTEST_ARGS    ?=
+# The compose stack's published port (compose.yaml reads WEB_PORT too).
+WEB_PORT       ?= 8000
 TEST_PATHS     ?= tests
 # Where the compose stack reads the database password; created on first use, never committed.
 DB_PASSWORD_FILE ?= .secrets/db_password
@@ -28,7 +30,7 @@ BUILD_FLAGS = --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
               $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE))
 comma := ,
 
-export IMAGE PYTHON_IMAGE POSTGRES_IMAGE NGINX_IMAGE CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED
+export IMAGE PYTHON_IMAGE POSTGRES_IMAGE NGINX_IMAGE CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED WEB_PORT
 
 .DEFAULT_GOAL := help
 
@@ -74,8 +76,22 @@ $(VENV)/.installed: requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --requirement requirements-dev.txt
 	@touch $@
 
+# hey (Debian's package) is the load generator of `make loadtest` and of the suite's shorter
+# load test. CI machines start bare: as root with apt-get it comes from the archive; elsewhere
+# this says how to get it.
+.PHONY: hey  ## Install the hey load generator if it is missing (Debian/Ubuntu, as root)
+hey:
+	@command -v hey >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "hey: installing Debian's package"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends hey >/dev/null; \
+	  else \
+	    echo "hey is not installed: \`apt-get install hey\` (Debian/Ubuntu) or \`go install github.com/rakyll/hey@latest\`" >&2; \
+	    exit 1; \
+	  fi; }
+
 .PHONY: test  ## Build the images and prove every claim (needs Docker)
-test: $(VENV)/.installed
+test: $(VENV)/.installed hey
 	$(VENV)/bin/python -m pytest --durations=15 $(PYTEST_ARGS) $(TEST_PATHS)
 
 .PHONY: lint  ## hadolint both Dockerfiles and validate compose.yaml
@@ -91,9 +107,15 @@ $(DB_PASSWORD_FILE):
 	@chmod 0644 $@
 	@echo "created $@ (random; not committed)"
 
-.PHONY: up  ## Start Postgres and the multi-stage app on http://127.0.0.1:8000
+.PHONY: up  ## Start Postgres, the multi-stage app and its nginx front on http://127.0.0.1:8000
 up: $(DB_PASSWORD_FILE)
 	docker compose up --build --wait
+
+.PHONY: loadtest  ## 60 s of load on the stack (hey, 20 clients on / and /visits): req/s, p50/p99, worker RSS
+loadtest: hey up
+	@mkdir -p build
+	$(PYTHON) scripts/loadtest.py --url http://127.0.0.1:$(WEB_PORT) --container "$$(docker compose ps --quiet web)" \
+		--duration 60 --concurrency 20 --json build/loadtest.json
 
 .PHONY: down  ## Stop the stack (the database volume is kept)
 down:

@@ -3,7 +3,7 @@
 
 OFFLINE_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 # Goals that need an engine and base images resolve them before make reads further.
-OFFLINE_GOALS := bases build build-single build-multi build-no-bytecode compare bench test up
+OFFLINE_GOALS := bases build build-single build-multi build-no-bytecode compare bench test up loadtest
 
 ifneq ($(filter $(OFFLINE_GOALS),$(MAKECMDGOALS)),)
 offline_ok := $(shell PYTHON_IMAGE='$(PYTHON_IMAGE)' POSTGRES_IMAGE='$(POSTGRES_IMAGE)' NGINX_IMAGE='$(NGINX_IMAGE)' CA_BUNDLE='$(CA_BUNDLE)' \

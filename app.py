@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import psycopg2
 from flask import Flask, abort, g, jsonify, request
-from gunicorn.http.errors import NoMoreData, ParseException
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -18,9 +18,10 @@ STATEMENT_TIMEOUT_MS = TCP_USER_TIMEOUT_MS = 2000
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
 RETRY_AFTER_S = "5"
 
-# What gunicorn raises while the app reads a body whose framing is broken (bad chunk size,
-# missing CRLF) or that ends before its Content-Length: the client's fault, never a 500.
-BODY_FRAMING_ERRORS = (ParseException, NoMoreData)
+# What gunicorn raises while the app reads a chunked body whose framing is broken (bad chunk
+# size, missing CRLF): the client's fault, never a 500. (A body cut short by EOF is an OSError,
+# which werkzeug already answers with 400.)
+BODY_FRAMING_ERRORS = (ParseException,)
 
 app = Flask(__name__)
 app.config["MAX_CONTENT_LENGTH"] = 64 * 1024

@@ -6,7 +6,6 @@ compose stack's published port (nginx answers, or passes a well-framed request t
 
 import json
 import re
-import statistics
 import time
 import uuid
 
@@ -167,9 +166,14 @@ def stalled_front(stack):
 def test_front_answers_within_1s_p99_while_400_clients_stall(stack, stalled_front):
     """While 400 stalled connections stay open, 200 requests all answer 200 with p99 <= 1 s."""
     opened, socks = stalled_front
-    results = [http_get_seconds(stack.port, path, timeout=5) for _ in range(PROBES) for path in ("/healthz", "/")]
-    seconds = sorted(s for _, s in results)
-    assert [status for status, _ in results] == [200] * len(results), results
+    seconds = []
+    for number in range(PROBES * 2):
+        path = ("/healthz", "/")[number % 2]
+        # 2 s each: a front that stalls fails the test in seconds, not after 200 timeouts.
+        status, took = http_get_seconds(stack.port, path, timeout=2)
+        assert status == 200, f"request {number + 1} ({path}) got {status} after {took:.1f}s"
+        seconds.append(took)
+    seconds.sort()
     p99 = seconds[int(len(seconds) * 0.99) - 1]
     assert p99 <= 1.0, f"p99 {p99:.3f}s"
     # The measurement counts only if the stalled clients were still there throughout.

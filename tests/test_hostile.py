@@ -225,6 +225,16 @@ def test_access_log_names_the_client_not_the_proxy(stack):
     assert seen_by_web[0] not in (proxy_ip, "203.0.113.9")
 
 
+def test_bare_image_access_log_ignores_a_forged_forwarded_for(bare):
+    """Without a trusted proxy in front, X-Forwarded-For can't choose the address gunicorn logs."""
+    marker = uuid.uuid4().hex[:8]
+    window = LogWindow(bare.name)
+    request = f"GET /?{marker} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n"
+    assert parse_responses(exchange(int(bare.url.rsplit(":", 1)[1]), request.encode()))[0][0] == 200
+    logged = [line.split()[0] for line in window.wait_for(marker) if marker in line]
+    assert len(logged) == 1 and logged[0] != "203.0.113.9", logged
+
+
 def test_stack_stops_cleanly_while_clients_stall(stack):
     """compose stop with stalled clients: every service exits 0 within its grace period, no SIGKILL."""
     with stalled(stack.port, 50, 50):

@@ -2,17 +2,20 @@
 # Every variable below can be overridden: `make build PYTHON_IMAGE=python:3.13-slim-bookworm`.
 
 IMAGE          ?= pyslim
-# Base images are named once, in the Dockerfiles' ARG lines (Postgres in compose.yaml); read from
+# Base images are named once, in the Dockerfiles' ARG lines (Postgres and nginx in compose.yaml); read from
 # there, so editing a Dockerfile changes what every target builds. `:=` reads each file once.
 dockerfile_arg = $(shell sed -n 's/^ARG $(1)=//p' $(2))
 PYTHON_IMAGE     ?= $(call dockerfile_arg,PYTHON_IMAGE,Dockerfile)
 DEBIAN_IMAGE     ?= $(call dockerfile_arg,DEBIAN_IMAGE,Dockerfile.distroless)
 DISTROLESS_IMAGE ?= $(call dockerfile_arg,DISTROLESS_IMAGE,Dockerfile.distroless)
-POSTGRES_IMAGE   ?= $(shell sed -n 's/.*$${POSTGRES_IMAGE:-\([^}]*\)}.*/\1/p' compose.yaml)
+compose_default = $(shell sed -n 's/.*$${$(1):-\([^}]*\)}.*/\1/p' compose.yaml)
+POSTGRES_IMAGE   ?= $(call compose_default,POSTGRES_IMAGE)
+NGINX_IMAGE      ?= $(call compose_default,NGINX_IMAGE)
 PYTHON_IMAGE     := $(PYTHON_IMAGE)
 DEBIAN_IMAGE     := $(DEBIAN_IMAGE)
 DISTROLESS_IMAGE := $(DISTROLESS_IMAGE)
 POSTGRES_IMAGE   := $(POSTGRES_IMAGE)
+NGINX_IMAGE      := $(NGINX_IMAGE)
 # Which image `make up` and `make dev` run: multi-stage (Dockerfile) or distroless (Dockerfile.distroless).
 VARIANT        ?= multi-stage
 DOCKERFILE      = $(if $(filter distroless,$(VARIANT)),Dockerfile.distroless,Dockerfile)
@@ -21,6 +24,8 @@ CA_BUNDLE      ?= $(firstword $(PIP_CERT) $(SSL_CERT_FILE) $(REQUESTS_CA_BUNDLE)
 PYTHON         ?= python3
 VENV           ?= .venv
 PYTEST_ARGS    ?=
+# The compose stack's published port: compose.yaml's default, unless WEB_PORT is set.
+WEB_PORT       ?= $(call compose_default,WEB_PORT)
 TEST_PATHS     ?= tests
 # Where the compose stack reads the database password; created on first use, never committed.
 DB_PASSWORD_FILE ?= .secrets/db_password
@@ -48,7 +53,7 @@ BUILD_FLAGS = --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
               $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE))
 comma := ,
 
-export IMAGE PYTHON_IMAGE DEBIAN_IMAGE DISTROLESS_IMAGE POSTGRES_IMAGE VARIANT DOCKERFILE CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED SOURCE_URL
+export IMAGE PYTHON_IMAGE DEBIAN_IMAGE DISTROLESS_IMAGE POSTGRES_IMAGE NGINX_IMAGE VARIANT DOCKERFILE CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED SOURCE_URL WEB_PORT
 
 .DEFAULT_GOAL := help
 
@@ -122,8 +127,22 @@ $(VENV)/.installed: requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --requirement requirements-dev.txt
 	@touch $@
 
+# hey (Debian's package) is the load generator of `make loadtest` and of the suite's shorter
+# load test. CI machines start bare: as root with apt-get it comes from the archive; elsewhere
+# this says how to get it.
+.PHONY: hey  ## Install the hey load generator if it is missing (Debian/Ubuntu, as root)
+hey:
+	@command -v hey >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "hey: installing Debian's package"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends hey >/dev/null; \
+	  else \
+	    echo "hey is not installed: \`apt-get install hey\` (Debian/Ubuntu) or \`go install github.com/rakyll/hey@latest\`" >&2; \
+	    exit 1; \
+	  fi; }
+
 .PHONY: test  ## Build the images and prove every claim (needs Docker)
-test: $(VENV)/.installed
+test: $(VENV)/.installed hey
 	$(VENV)/bin/python -m pytest --durations=15 $(PYTEST_ARGS) $(TEST_PATHS)
 
 # Every shell script in the repository; tests/test_lint.py fails when one is left out.
@@ -149,7 +168,7 @@ $(DB_PASSWORD_FILE):
 	@chmod 0644 $@
 	@echo "created $@ (random; not committed)"
 
-.PHONY: up  ## Start Postgres and the app on http://127.0.0.1:8000 (VARIANT=distroless for that image)
+.PHONY: up  ## Start Postgres, the app and its nginx front on http://127.0.0.1:8000 (VARIANT=distroless for that image)
 up: $(DB_PASSWORD_FILE)
 	docker compose up --build --wait
 
@@ -159,6 +178,12 @@ DEV_COMPOSE = docker compose --file compose.yaml --file compose.dev.yaml
 .PHONY: dev  ## Like `make up`, with your code mounted and gunicorn reloading on every save
 dev: $(DB_PASSWORD_FILE)
 	$(DEV_COMPOSE) up --build --wait
+
+.PHONY: loadtest  ## 60 s of load on the stack (hey, 20 clients on / and /visits): req/s, p50/p99, worker RSS
+loadtest: hey up
+	@mkdir -p build
+	$(PYTHON) scripts/loadtest.py --url http://127.0.0.1:$(WEB_PORT) --container "$$(docker compose ps --quiet web)" \
+		--duration 60 --concurrency 20 --json build/loadtest.json
 
 .PHONY: down  ## Stop the stack (the database volume is kept)
 down:

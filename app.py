@@ -1,11 +1,14 @@
 """Minimal Flask app served by gunicorn, talking to PostgreSQL through psycopg2."""
+import ipaddress
 import json
 import os
 from contextlib import contextmanager
 
 import psycopg2
 from flask import Flask, abort, g, jsonify, request
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 # Worst case per request: connect (PGCONNECT_TIMEOUT, default 3 s) + ~2 s of queries,
 # far below gunicorn's 30 s worker timeout.
@@ -15,8 +18,51 @@ STATEMENT_TIMEOUT_MS = TCP_USER_TIMEOUT_MS = 2000
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
 RETRY_AFTER_S = "5"
 
+# What gunicorn raises while the app reads a chunked body whose framing is broken (bad chunk
+# size, missing CRLF): the client's fault, never a 500. (A body cut short by EOF is an OSError,
+# which werkzeug already answers with 400.)
+BODY_FRAMING_ERRORS = (ParseException,)
+
 app = Flask(__name__)
 app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+
+
+def _trusted_networks():
+    """The peers gunicorn trusts with X-Forwarded-* headers ($FORWARDED_ALLOW_IPS), as networks."""
+    allowed = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+    if allowed.strip() == "*":
+        return None
+    return [ipaddress.ip_network(item.strip(), strict=False) for item in allowed.split(",") if item.strip()]
+
+
+class ForwardedFor:
+    """Take the client's address from X-Forwarded-For, but only from a proxy gunicorn trusts."""
+
+    # gunicorn honours FORWARDED_ALLOW_IPS for the scheme only, and logs REMOTE_ADDR: behind a
+    # proxy every access line would name the proxy. ProxyFix rewrites REMOTE_ADDR in the
+    # environ gunicorn's access log reads, so the log names the client; a client that reaches
+    # gunicorn directly can't forge it, because its address is not in the trusted list.
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+        self.proxy_fix = ProxyFix(wsgi_app, x_for=1, x_proto=0, x_host=0, x_port=0, x_prefix=0)
+        self.networks = _trusted_networks()
+
+    def _trusted(self, addr):
+        if self.networks is None:
+            return True
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    def __call__(self, environ, start_response):
+        if self._trusted(environ.get("REMOTE_ADDR", "")):
+            return self.proxy_fix(environ, start_response)
+        return self.wsgi_app(environ, start_response)
+
+
+app.wsgi_app = ForwardedFor(app.wsgi_app)
 
 
 def _version(number):
@@ -71,8 +117,24 @@ def _enforce_body_limit():
     # Werkzeug raises 413 on a large Content-Length but silently truncates a chunked
     # body at the limit: one more byte from the server's stream tells them apart.
     limit = app.config["MAX_CONTENT_LENGTH"]
-    if len(request.get_data()) >= limit and request.environ["wsgi.input"].read(1):
+    try:
+        body = request.get_data()
+        too_large = len(body) >= limit and request.environ["wsgi.input"].read(1)
+    except BODY_FRAMING_ERRORS as exc:
+        _bad_body(type(exc).__name__)
+    if too_large:
         abort(413)
+    # gunicorn hands a body cut short by the client's EOF to the app as if it were whole.
+    if request.content_length is not None and len(body) < request.content_length:
+        _bad_body("body shorter than Content-Length")
+
+
+def _bad_body(reason):
+    """Answer 400 for a body that can't be read as sent, logging one WARNING line."""
+    # gunicorn never reuses a connection whose body it failed to read, so nothing left of
+    # this body can be read as the next request.
+    app.logger.warning("bad request body: %s", reason)
+    abort(400)
 
 
 @app.get("/")

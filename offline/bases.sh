@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Resolve the base images the template builds on: the official one where it is present or
-# can be pulled, otherwise a stand-in built from Debian's archive under an offline/ name
+# Resolve the images the template builds on or runs beside: the official one where it is
+# present or can be pulled, otherwise a stand-in built from Debian's archive under an offline/ name
 # (never under the official name, so nobody mistakes one for the other).
 # Writes VAR=image lines to the file named by $1 for the Makefile to include.
 set -euo pipefail
@@ -8,7 +8,7 @@ set -euo pipefail
 OUT=${1:?usage: bases.sh OUTPUT_FILE}
 here=$(cd "$(dirname "$0")" && pwd)
 # No defaults here: the Makefile reads them from the Dockerfiles' ARG lines and compose.yaml.
-: "${PYTHON_IMAGE:?set by the Makefile}" "${POSTGRES_IMAGE:?}" "${DEBIAN_IMAGE:?}" "${DISTROLESS_IMAGE:?}"
+: "${PYTHON_IMAGE:?set by the Makefile}" "${POSTGRES_IMAGE:?}" "${DEBIAN_IMAGE:?}" "${DISTROLESS_IMAGE:?}" "${NGINX_IMAGE:?}"
 DEBIAN_STANDIN=offline/debian:trixie-slim
 
 say() { printf 'bases: %s\n' "$*" >&2; }
@@ -57,6 +57,7 @@ resolve() { # resolve VAR IMAGE: print VAR=the image to use, and why
 		postgres:17-trixie) standin=postgres ;;
 		debian:trixie-slim) standin=debian ;;
 		gcr.io/distroless/python3-debian13:nonroot) standin=distroless ;;
+		nginx:trixie) standin=nginx ;;
 		*)
 			say "$image can't be found or pulled, and there is no stand-in recipe for it"
 			return 1
@@ -77,5 +78,6 @@ mkdir -p "$(dirname "$OUT")"
 	resolve POSTGRES_IMAGE "$POSTGRES_IMAGE"
 	resolve DEBIAN_IMAGE "$DEBIAN_IMAGE"
 	resolve DISTROLESS_IMAGE "$DISTROLESS_IMAGE"
+	resolve NGINX_IMAGE "$NGINX_IMAGE"
 } >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"

@@ -3,10 +3,10 @@
 
 OFFLINE_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 # Goals that need an engine and base images resolve them before make reads further.
-OFFLINE_GOALS := bases build build-single build-multi build-no-bytecode build-distroless compare readme bench test up dev
+OFFLINE_GOALS := bases build build-single build-multi build-no-bytecode build-distroless compare readme bench test up dev loadtest
 
 ifneq ($(filter $(OFFLINE_GOALS),$(MAKECMDGOALS)),)
-offline_ok := $(shell PYTHON_IMAGE='$(PYTHON_IMAGE)' POSTGRES_IMAGE='$(POSTGRES_IMAGE)' \
+offline_ok := $(shell PYTHON_IMAGE='$(PYTHON_IMAGE)' POSTGRES_IMAGE='$(POSTGRES_IMAGE)' NGINX_IMAGE='$(NGINX_IMAGE)' \
 	DEBIAN_IMAGE='$(DEBIAN_IMAGE)' DISTROLESS_IMAGE='$(DISTROLESS_IMAGE)' CA_BUNDLE='$(CA_BUNDLE)' \
 	$(OFFLINE_DIR)/bases.sh build/bases.env >&2 && echo ok)
 ifneq ($(offline_ok),ok)

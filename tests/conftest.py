@@ -3,7 +3,19 @@
 import subprocess
 
 import pytest
-from dockertools import BASE_IMAGES, IMAGE, PYTHON_IMAGE, ROOT, RUN_ID, Container, build, docker_or_fail
+from dockertools import (
+    BASE_IMAGES,
+    IMAGE,
+    NGINX_IMAGE,
+    POSTGRES_IMAGE,
+    PYTHON_IMAGE,
+    ROOT,
+    RUN_ID,
+    Container,
+    Stack,
+    build,
+    docker_or_fail,
+)
 
 
 @pytest.fixture(scope="session")
@@ -98,3 +110,29 @@ def run(engine):
     yield start
     for container in started:
         container.remove()
+
+
+def compose_stack(tmp_path_factory, variant):
+    """A compose stack of its own (`make up VARIANT=variant`), up with --wait (every service healthy),
+    removed with its volume after."""
+    for image in (POSTGRES_IMAGE, NGINX_IMAGE):
+        if docker_or_fail("image", "inspect", image, check=False).returncode != 0:
+            pytest.fail(f"{image} is not here: run `make test`, which pulls it or builds a stand-in", pytrace=False)
+    stack = Stack(tmp_path_factory.mktemp("compose"), variant)
+    try:
+        stack.compose("up", "--wait", "--no-build", "--quiet-pull")
+        yield stack
+    finally:
+        stack.compose("down", "--volumes", "--remove-orphans", check=False)
+
+
+@pytest.fixture(scope="session")
+def stack(multi_image, tmp_path_factory):
+    """The stack with the multi-stage image."""
+    yield from compose_stack(tmp_path_factory, "multi-stage")
+
+
+@pytest.fixture(scope="session")
+def distroless_stack(distroless_image, tmp_path_factory):
+    """The stack with the distroless image."""
+    yield from compose_stack(tmp_path_factory, "distroless")

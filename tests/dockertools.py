@@ -43,6 +43,7 @@ BASE_IMAGES = {
 PYTHON_IMAGE = BASE_IMAGES["PYTHON_IMAGE"]
 DISTROLESS_IMAGE = BASE_IMAGES["DISTROLESS_IMAGE"]
 POSTGRES_IMAGE = os.environ.get("POSTGRES_IMAGE") or compose_default("POSTGRES_IMAGE")
+NGINX_IMAGE = os.environ.get("NGINX_IMAGE") or compose_default("NGINX_IMAGE")
 CA_BUNDLE = os.environ.get("CA_BUNDLE") or None
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -237,3 +238,62 @@ def make_variable(name, cwd=ROOT, env=None):
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
+
+
+class Stack:
+    """A compose project of its own, on a random loopback port, with a throwaway password."""
+
+    def __init__(self, tmp_path, variant="multi-stage"):
+        self.project = f"pyslim-test-{RUN_ID}-{variant}"
+        self.port = free_port()
+        password = tmp_path / "db_password"
+        password.write_text(f"pw-{RUN_ID}")
+        password.chmod(0o644)
+        self.env = {**os.environ, "WEB_PORT": str(self.port), "DB_PASSWORD_FILE": str(password), "VARIANT": variant}
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def compose(self, *args, check=True, timeout=180):
+        """docker compose for this project."""
+        return docker_or_fail(
+            "compose", "--project-directory", str(ROOT), "--project-name", self.project, *args,
+            check=check, timeout=timeout, env=self.env,
+        )
+
+    def container(self, service):
+        """The container id of a service."""
+        return self.compose("ps", "--all", "--quiet", service).stdout.strip()
+
+    def started_at(self, service):
+        """When the service's container last started (changes on every restart)."""
+        return docker_or_fail("inspect", "--format", "{{.State.StartedAt}}", self.container(service)).stdout.strip()
+
+
+class LogWindow:
+    """The log lines containers write from now on: `docker logs` now, diffed against later."""
+
+    def __init__(self, *containers):
+        self.containers = containers
+        self.seen = {name: self._lines(name) for name in containers}
+
+    @staticmethod
+    def _lines(name):
+        proc = docker_or_fail("logs", name, check=False)
+        return proc.stdout.splitlines(), proc.stderr.splitlines()
+
+    def new_lines(self):
+        """Every line written since the window opened, stdout and stderr, all containers."""
+        lines = []
+        for name in self.containers:
+            out, err = self._lines(name)
+            old_out, old_err = self.seen[name]
+            lines += out[len(old_out):] + err[len(old_err):]
+        return lines
+
+    def wait_for(self, needle, count=1, timeout=10.0):
+        """New lines, once `count` of them contain needle (logs reach docker asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.new_lines()
+            if sum(needle in line for line in lines) >= count or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)

@@ -220,3 +220,44 @@ def test_version_numbers_are_formatted():
     """libpq/server version numbers are formatted the way PostgreSQL prints them."""
     assert app_module._version(170005) == "17.5"
     assert app_module._version(90624) == "9.6.24"
+
+
+def _seen_remote_addr(remote_addr, forwarded_for, allowed, monkeypatch):
+    """REMOTE_ADDR as the app sees it behind ForwardedFor, for a peer and its X-Forwarded-For."""
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", allowed)
+    seen = {}
+
+    def inner(environ, start_response):
+        seen["addr"] = environ["REMOTE_ADDR"]
+        start_response("204 No Content", [])
+        return []
+
+    environ = {"REMOTE_ADDR": remote_addr, "HTTP_X_FORWARDED_FOR": forwarded_for,
+               "REQUEST_METHOD": "GET", "PATH_INFO": "/", "wsgi.url_scheme": "http"}
+    app_module.ForwardedFor(inner)(environ, lambda *args: None)
+    return seen["addr"]
+
+
+def test_forwarded_for_is_ignored_from_an_untrusted_peer(monkeypatch):
+    """A client that reaches gunicorn directly can't choose the address the access log names."""
+    assert _seen_remote_addr("172.17.0.1", "203.0.113.9", "127.0.0.1,::1", monkeypatch) == "172.17.0.1"
+
+
+def test_forwarded_for_names_the_client_behind_a_trusted_proxy(monkeypatch):
+    """From a peer in FORWARDED_ALLOW_IPS (a network here), the proxy's X-Forwarded-For counts."""
+    assert _seen_remote_addr("172.18.0.4", "198.51.100.7", "172.18.0.0/16", monkeypatch) == "198.51.100.7"
+
+
+def test_body_shorter_than_content_length_is_json_400(client, fake_connect, caplog):
+    """A body that ends before its Content-Length is a 400 and one WARNING, never processed."""
+    response = client.post(
+        "/visits",
+        input_stream=io.BytesIO(b"abc"),
+        # gunicorn's environ for such a request: the declared length, a stream that ends early.
+        environ_overrides={"CONTENT_LENGTH": "100", "wsgi.input_terminated": True},
+    )
+    assert_json_error(response, 400)
+    assert fake_connect == []
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "bad request body: body shorter than Content-Length")
+    ]

@@ -1,55 +1,19 @@
 """The compose stack: the app really talks to Postgres through libpq5, and survives its outages."""
 
 import json
-import os
 import time
 
 import pytest
-from dockertools import ROOT, RUN_ID, docker_or_fail, free_port, http
+from dockertools import docker_or_fail, http
 
 pytestmark = [pytest.mark.docker, pytest.mark.compose]
 CONNECT_TIMEOUT = 3  # the app's libpq connect_timeout (PGCONNECT_TIMEOUT default in app.py)
 
 
-class Stack:
-    """A compose project of its own, on a random loopback port, with a throwaway password."""
-
-    def __init__(self, tmp_path, variant):
-        self.project = f"pyslim-test-{RUN_ID}-{variant}"
-        self.port = free_port()
-        password = tmp_path / "db_password"
-        password.write_text(f"pw-{RUN_ID}")
-        password.chmod(0o644)
-        self.env = {**os.environ, "WEB_PORT": str(self.port), "DB_PASSWORD_FILE": str(password), "VARIANT": variant}
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def compose(self, *args, check=True, timeout=180):
-        """docker compose for this project."""
-        return docker_or_fail(
-            "compose", "--project-directory", str(ROOT), "--project-name", self.project, *args,
-            check=check, timeout=timeout, env=self.env,
-        )
-
-    def container(self, service):
-        """The container id of a service."""
-        return self.compose("ps", "--all", "--quiet", service).stdout.strip()
-
-    def started_at(self, service):
-        """When the service's container last started (changes on every restart)."""
-        return docker_or_fail("inspect", "--format", "{{.State.StartedAt}}", self.container(service)).stdout.strip()
-
-
-@pytest.fixture(scope="module", params=["multi-stage", "distroless"])
-def stack(request, tmp_path_factory):
-    """The stack (`make up VARIANT=...`) brought up with --wait (both services healthy), removed
-    with its volume after. Every test below runs against each web image."""
-    request.getfixturevalue("distroless_image" if request.param == "distroless" else "multi_image")
-    stack = Stack(tmp_path_factory.mktemp("compose"), request.param)
-    try:
-        stack.compose("up", "--wait", "--no-build", "--quiet-pull")
-        yield stack
-    finally:
-        stack.compose("down", "--volumes", "--remove-orphans", check=False)
+@pytest.fixture(params=["multi-stage", "distroless"])
+def stack(request, stack):
+    """The stack (`make up VARIANT=...`): every test below runs against each web image."""
+    return stack if request.param == "multi-stage" else request.getfixturevalue("distroless_stack")
 
 
 def readyz(stack, timeout=10):
@@ -77,8 +41,8 @@ def test_web_runs_the_chosen_variant(stack):
 
 
 def test_both_services_healthy(stack):
-    """compose up --wait left db and web healthy."""
-    for service in ("db", "web"):
+    """compose up --wait left db, web and proxy healthy."""
+    for service in ("db", "web", "proxy"):
         health = docker_or_fail("inspect", "--format", "{{.State.Health.Status}}", stack.container(service)).stdout
         assert health.strip() == "healthy", service
 
@@ -97,10 +61,16 @@ def test_database_published_on_no_port(stack):
     assert all(not bindings for bindings in json.loads(ports).values()), ports
 
 
-def test_web_published_on_loopback_only(stack):
-    """The app's port is bound to 127.0.0.1, not to every interface."""
-    ports = json.loads(docker_or_fail("inspect", "--format", "{{json .NetworkSettings.Ports}}", stack.container("web")).stdout)
-    assert {b["HostIp"] for b in ports["8000/tcp"]} == {"127.0.0.1"}
+def test_web_published_on_no_port(stack):
+    """gunicorn is reachable only through the proxy: the web service publishes nothing."""
+    ports = docker_or_fail("inspect", "--format", "{{json .NetworkSettings.Ports}}", stack.container("web")).stdout
+    assert all(not bindings for bindings in json.loads(ports).values()), ports
+
+
+def test_proxy_published_on_loopback_only(stack):
+    """The stack's one published port is bound to 127.0.0.1, not to every interface."""
+    ports = json.loads(docker_or_fail("inspect", "--format", "{{json .NetworkSettings.Ports}}", stack.container("proxy")).stdout)
+    assert {b["HostIp"] for b in ports["8080/tcp"]} == {"127.0.0.1"}
 
 
 def test_readyz_503_fast_while_db_stopped_and_recovers(stack):

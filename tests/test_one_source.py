@@ -16,7 +16,8 @@ NEW = {
     ("Dockerfile.distroless", "DEBIAN_IMAGE"): "debian:bookworm-slim",
     ("Dockerfile.distroless", "DISTROLESS_IMAGE"): "gcr.io/distroless/python3-debian12:nonroot",
 }
-NEW_POSTGRES = "postgres:16-bookworm"
+NEW_COMPOSE = {"POSTGRES_IMAGE": "postgres:16-bookworm", "NGINX_IMAGE": "nginx:bookworm"}
+NEW_POSTGRES = NEW_COMPOSE["POSTGRES_IMAGE"]
 # make exports these to the tests; a user's shell doesn't have them.
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.endswith("_IMAGE") and k not in ("VARIANT", "IMAGE")}
 
@@ -32,9 +33,10 @@ def edited(tmp_path_factory):
         assert count == 1, f"{dockerfile} should name {arg} exactly once"
         path.write_text(text)
     compose = copy / "compose.yaml"
-    text, count = re.subn(r"\$\{POSTGRES_IMAGE:-[^}]+\}", f"${{POSTGRES_IMAGE:-{NEW_POSTGRES}}}", compose.read_text())
-    assert count == 1
-    compose.write_text(text)
+    for name, image in NEW_COMPOSE.items():
+        text, count = re.subn(rf"\$\{{{name}:-[^}}]+\}}", f"${{{name}:-{image}}}", compose.read_text())
+        assert count == 1, f"compose.yaml should name {name} exactly once"
+        compose.write_text(text)
     return copy
 
 
@@ -49,9 +51,10 @@ def test_make_builds_every_image_from_the_edited_args(edited):
             assert f"--build-arg {arg}={image} " in line, line
 
 
-def test_make_runs_the_edited_postgres(edited):
-    """The Makefile's POSTGRES_IMAGE (which offline/ resolves) is compose.yaml's default."""
-    assert make_variable("POSTGRES_IMAGE", cwd=edited, env=CLEAN_ENV) == NEW_POSTGRES
+def test_make_runs_the_edited_compose_images(edited):
+    """The Makefile's POSTGRES_IMAGE and NGINX_IMAGE (which offline/ resolves) are compose.yaml's defaults."""
+    for name, image in NEW_COMPOSE.items():
+        assert make_variable(name, cwd=edited, env=CLEAN_ENV) == image
 
 
 def test_compose_leaves_the_base_images_to_the_dockerfile(edited):
@@ -66,7 +69,7 @@ def test_compose_leaves_the_base_images_to_the_dockerfile(edited):
                               env={**CLEAN_ENV, "DB_PASSWORD_FILE": "/dev/null", "PYTHON_IMAGE": "from-make"},
                               capture_output=True, text=True)
     services = json.loads(resolved.stdout)["services"]
-    assert services["db"]["image"] == NEW_POSTGRES
+    assert services["db"]["image"] == NEW_POSTGRES and services["proxy"]["image"] == NEW_COMPOSE["NGINX_IMAGE"]
     assert services["web"]["build"]["args"].get("PYTHON_IMAGE") == "from-make", services["web"]["build"]
 
 

@@ -127,9 +127,15 @@ def compose_stack(tmp_path_factory, variant):
 
 
 @pytest.fixture(scope="session")
-def stack(multi_image, tmp_path_factory):
+def multi_stack(multi_image, tmp_path_factory):
     """The stack with the multi-stage image."""
     yield from compose_stack(tmp_path_factory, "multi-stage")
+
+
+@pytest.fixture(scope="session")
+def stack(multi_stack):
+    """The stack as `make up` runs it (test_compose.py runs each of its tests on both variants)."""
+    return multi_stack
 
 
 @pytest.fixture(scope="session")

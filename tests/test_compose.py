@@ -11,9 +11,9 @@ CONNECT_TIMEOUT = 3  # the app's libpq connect_timeout (PGCONNECT_TIMEOUT defaul
 
 
 @pytest.fixture(params=["multi-stage", "distroless"])
-def stack(request, stack):
+def stack(request):
     """The stack (`make up VARIANT=...`): every test below runs against each web image."""
-    return stack if request.param == "multi-stage" else request.getfixturevalue("distroless_stack")
+    return request.getfixturevalue("multi_stack" if request.param == "multi-stage" else "distroless_stack")
 
 
 def readyz(stack, timeout=10):

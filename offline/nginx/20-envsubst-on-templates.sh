@@ -12,8 +12,10 @@ if [ -d "$_tpl_dir" ]; then
 		echo "$0: ERROR: $_tpl_dir exists, but $_tpl_out is not writable" >&2
 		return 0
 	fi
+	# Literal ${NAME} words for envsubst, one per variable name: the split is the point.
+	# shellcheck disable=SC2016,SC2046
 	_tpl_vars=$(printf '${%s} ' $(env | cut -d= -f1))
-	for _tpl in $(find "$_tpl_dir" -follow -type f -name "*$_tpl_suffix" -print); do
+	find "$_tpl_dir" -follow -type f -name "*$_tpl_suffix" -print | while IFS= read -r _tpl; do
 		_tpl_rel="${_tpl#"$_tpl_dir/"}"
 		_tpl_dest="$_tpl_out/${_tpl_rel%"$_tpl_suffix"}"
 		mkdir -p "$(dirname "$_tpl_dest")"

@@ -16,11 +16,15 @@ if [ "$1" = nginx ] || [ "$1" = nginx-debug ]; then
 		entrypoint_log "$0: /docker-entrypoint.d/ is not empty, will attempt to perform configuration"
 		# A file list, not a pipe into `while`: *.envsh must be sourced in this shell so its
 		# exports reach nginx.
+		# A for loop, not `find | while read`: a pipe would source the scripts in a subshell and
+		# lose their exports. Upstream's scripts have no spaces in their names.
+		# shellcheck disable=SC2044
 		for f in $(find /docker-entrypoint.d/ -follow -type f -print | sort -V); do
 			case "$f" in
 			*.envsh | *.sh)
 				if [ -x "$f" ]; then
 					entrypoint_log "$0: Running $f"
+					# shellcheck source=/dev/null
 					. "$f"
 				else
 					entrypoint_log "$0: Ignoring $f, not executable"

@@ -1,4 +1,5 @@
 """Minimal Flask app served by gunicorn, talking to PostgreSQL through psycopg2."""
+
 import ipaddress
 import json
 import os
@@ -93,15 +94,22 @@ def _cursor():
     g.pg_password = _password_from_file()
     # statement_timeout bounds a slow server; keepalives and tcp_user_timeout bound a
     # peer whose packets vanish. PGOPTIONS goes last so an operator can override.
-    options = " ".join((f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-                        f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}",
-                        os.environ.get("PGOPTIONS", "")))
+    options = " ".join(
+        (
+            f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}",
+            os.environ.get("PGOPTIONS", ""),
+        )
+    )
     conn = psycopg2.connect(
         "",  # empty DSN: libpq reads PGHOST, PGPORT, PGUSER, PGDATABASE, ... itself
         password=g.pg_password,  # None is dropped, so PGPASSWORD/PGPASSFILE still work
         connect_timeout=os.environ.get("PGCONNECT_TIMEOUT", "3"),
         options=options.strip(),
-        keepalives=1, keepalives_idle=1, keepalives_interval=1, keepalives_count=2,
+        keepalives=1,
+        keepalives_idle=1,
+        keepalives_interval=1,
+        keepalives_count=2,
         tcp_user_timeout=TCP_USER_TIMEOUT_MS,
     )
     try:
@@ -165,11 +173,12 @@ def visits():
     with _cursor() as cur:
         # Concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog.
         cur.execute("SELECT pg_advisory_xact_lock(7331)")
-        cur.execute("CREATE TABLE IF NOT EXISTS visits"
-                    " (id int PRIMARY KEY CHECK (id = 1), count bigint NOT NULL)")
+        cur.execute("CREATE TABLE IF NOT EXISTS visits (id int PRIMARY KEY CHECK (id = 1), count bigint NOT NULL)")
         if request.method == "POST":
-            cur.execute("INSERT INTO visits VALUES (1, 1) ON CONFLICT (id)"
-                        " DO UPDATE SET count = visits.count + 1 RETURNING count")
+            cur.execute(
+                "INSERT INTO visits VALUES (1, 1) ON CONFLICT (id)"
+                " DO UPDATE SET count = visits.count + 1 RETURNING count"
+            )
         else:
             cur.execute("SELECT count FROM visits WHERE id = 1")
         row = cur.fetchone()

@@ -1,4 +1,5 @@
 """gunicorn settings, read from ./gunicorn.conf.py in the working directory (WORKDIR /app)."""
+
 import json
 import os
 
@@ -33,8 +34,10 @@ def _write_json_error(sock, status_int, reason, mesg):
     # that names the offending input; clients of this JSON API get the app's error shape,
     # and the detail stays in gunicorn's one WARNING line.
     body = json.dumps({"error": reason, "status": status_int}).encode()
-    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 

@@ -10,6 +10,7 @@ tagged IMAGE-bench:multi-stage / IMAGE-bench:single-stage and removed at the end
 Each figure is the median of --runs timed builds; a warm-up build before the warm scenarios
 is not timed. Builds by others on the same engine skew the timings: run it on a quiet machine.
 """
+
 import argparse
 import datetime
 import io
@@ -24,19 +25,28 @@ import tempfile
 import time
 import uuid
 
-DOCKERFILES = {"multi-stage": "Dockerfile", "single-stage": "Dockerfile.single_stage",
-               "distroless": "Dockerfile.distroless"}
+DOCKERFILES = {
+    "multi-stage": "Dockerfile",
+    "single-stage": "Dockerfile.single_stage",
+    "distroless": "Dockerfile.distroless",
+}
 PRUNE_CACHE_MOUNTS = ("builder", "prune", "--force", "--filter", "type=exec.cachemount")
 SCENARIOS = {  # name -> (file changed before each build or None, what it measures)
-    "cold": (None, "docker build --no-cache, after `docker " + " ".join(PRUNE_CACHE_MOUNTS) + "`: "
-             "no layer cache and no BuildKit cache mounts (pip's cache included), so pip downloads "
-             "every package and compiles psycopg2 again. The prune drops every cache mount on the "
-             "engine, other projects' too."),
+    "cold": (
+        None,
+        "docker build --no-cache, after `docker " + " ".join(PRUNE_CACHE_MOUNTS) + "`: "
+        "no layer cache and no BuildKit cache mounts (pip's cache included), so pip downloads "
+        "every package and compiles psycopg2 again. The prune drops every cache mount on the "
+        "engine, other projects' too.",
+    ),
     "code-only": ("app.py", "after a warm build, a unique comment line appended to app.py"),
-    "requirements": ("requirements.txt", "after a warm build, a unique comment line appended to "
-                     "requirements.txt (same pins): the pip layer reruns; the multi-stage build keeps "
-                     "pip's cache (--mount=type=cache: downloads and the built psycopg2 wheel), the "
-                     "single-stage one runs pip with --no-cache-dir and compiles psycopg2 again"),
+    "requirements": (
+        "requirements.txt",
+        "after a warm build, a unique comment line appended to "
+        "requirements.txt (same pins): the pip layer reruns; the multi-stage build keeps "
+        "pip's cache (--mount=type=cache: downloads and the built psycopg2 wheel), the "
+        "single-stage one runs pip with --no-cache-dir and compiles psycopg2 again",
+    ),
 }
 CODE_ONLY_TARGET = 5.0  # seconds, from the issue
 TAIL_LINES = 30
@@ -54,8 +64,12 @@ def docker_result(*args):
 
 def copy_context(source, target):
     """Copy the Dockerfiles, .dockerignore and the build context docker itself selects with it."""
-    proc = subprocess.run(["docker", "build", "--quiet", "--output", "type=tar,dest=-", "--file", "-", source],
-                          input=b"FROM scratch\nCOPY . /\n", capture_output=True, check=True)
+    proc = subprocess.run(
+        ["docker", "build", "--quiet", "--output", "type=tar,dest=-", "--file", "-", source],
+        input=b"FROM scratch\nCOPY . /\n",
+        capture_output=True,
+        check=True,
+    )
     with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as context:
         context.extractall(target, filter="data")
     for name in [*DOCKERFILES.values(), ".dockerignore"]:
@@ -81,11 +95,24 @@ def psycopg2_source(output):
 def build(context, dockerfile, tag, flags, no_cache, image_ids):
     """Run one docker build; return (seconds, output, ok) and remember the image it made."""
     iidfile = os.path.join(context, ".iid")
-    argv = ["docker", "build", "--progress=plain", *flags, "--file", os.path.join(context, dockerfile),
-            "--tag", tag, "--iidfile", iidfile, *(["--no-cache"] if no_cache else []), context]
+    argv = [
+        "docker",
+        "build",
+        "--progress=plain",
+        *flags,
+        "--file",
+        os.path.join(context, dockerfile),
+        "--tag",
+        tag,
+        "--iidfile",
+        iidfile,
+        *(["--no-cache"] if no_cache else []),
+        context,
+    ]
     start = time.monotonic()
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    proc = subprocess.run(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "DOCKER_BUILDKIT": "1"}
+    )
     seconds = time.monotonic() - start
     if os.path.exists(iidfile):
         with open(iidfile, encoding="utf-8") as f:
@@ -109,16 +136,16 @@ def run_scenario(scenario, args, context, flags, image_ids, results):
                 if pruned.returncode != 0:
                     log(f"cache mount prune failed: {pruned.stderr.strip()}")
             log(f"{label} …")
-            seconds, output, ok = build(context, dockerfile, f"{args.image}-bench:{name}", flags,
-                                        no_cache=not changed, image_ids=image_ids)
+            seconds, output, ok = build(
+                context, dockerfile, f"{args.image}-bench:{name}", flags, no_cache=not changed, image_ids=image_ids
+            )
             source = psycopg2_source(output)
             if args.logs:
                 with open(os.path.join(args.logs, f"{name}-{scenario}-{run}.log"), "w") as f:
                     f.write(output)
             if not ok:
                 tail = "\n".join(output.splitlines()[-TAIL_LINES:])
-                log(f"FAILED: {label} ({args.image}-bench:{name} from {dockerfile}); "
-                    f"last {TAIL_LINES} lines:\n{tail}")
+                log(f"FAILED: {label} ({args.image}-bench:{name} from {dockerfile}); last {TAIL_LINES} lines:\n{tail}")
                 entry["failures"] += 1
                 continue
             log(f"{label} {seconds:.1f} s (psycopg2: {source})")
@@ -141,26 +168,32 @@ def ratio(a, b):
 def summarize(results):
     """Medians, ratios and the code-only target for the report and the JSON."""
     medians = {n: {s: median(results, n, s) for s in SCENARIOS} for n in DOCKERFILES}
-    ratios = {n: {"cold/code-only": ratio(m["cold"], m["code-only"]),
-                  "cold/requirements": ratio(m["cold"], m["requirements"])}
-              for n, m in medians.items()}
-    ratios["multi/single"] = {s: ratio(medians["multi-stage"][s], medians["single-stage"][s])
-                              for s in SCENARIOS}
-    target = {n: None if m["code-only"] is None else m["code-only"] <= CODE_ONLY_TARGET
-              for n, m in medians.items()}
+    ratios = {
+        n: {
+            "cold/code-only": ratio(m["cold"], m["code-only"]),
+            "cold/requirements": ratio(m["cold"], m["requirements"]),
+        }
+        for n, m in medians.items()
+    }
+    ratios["multi/single"] = {s: ratio(medians["multi-stage"][s], medians["single-stage"][s]) for s in SCENARIOS}
+    target = {n: None if m["code-only"] is None else m["code-only"] <= CODE_ONLY_TARGET for n, m in medians.items()}
     return medians, ratios, target
 
 
 def text_report(results, medians, ratios, target):
     """The table, ratios and target lines printed on stdout."""
+
     def secs(value):
         return "failed" if value is None else f"{value:.1f} s"
 
     def times(name, scenario):
         runs = results[name][scenario]["seconds"]
         failed = results[name][scenario]["failures"]
-        return (secs(medians[name][scenario]) + (f" ({min(runs):.1f}–{max(runs):.1f})" if runs else "")
-                + (f" [{failed} failed]" if failed and runs else ""))
+        return (
+            secs(medians[name][scenario])
+            + (f" ({min(runs):.1f}–{max(runs):.1f})" if runs else "")
+            + (f" [{failed} failed]" if failed and runs else "")
+        )
 
     def factor(value):
         return "n/a" if value is None else f"{value:.2f}×"
@@ -176,8 +209,10 @@ def text_report(results, medians, ratios, target):
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     met = {None: "", True: " met", False: " NOT met"}
-    lines.append(f"target: code-only rebuild ≤ {CODE_ONLY_TARGET:.0f} s: "
-                 + "; ".join(f"{n} {secs(medians[n]['code-only'])}{met[target[n]]}" for n in names))
+    lines.append(
+        f"target: code-only rebuild ≤ {CODE_ONLY_TARGET:.0f} s: "
+        + "; ".join(f"{n} {secs(medians[n]['code-only'])}{met[target[n]]}" for n in names)
+    )
     lines += ["", "scenarios:"] + [f"  {s}: {desc}" for s, (_, desc) in SCENARIOS.items()]
     return "\n".join(lines)
 
@@ -198,13 +233,15 @@ def main():
     parser.add_argument("--runs", type=int, default=3, help="timed builds per scenario and Dockerfile")
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.add_argument("--logs", help="write every build's log to this directory")
-    parser.add_argument("--source", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        help="directory holding the Dockerfiles and the app (default: the repo)")
+    parser.add_argument(
+        "--source",
+        default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        help="directory holding the Dockerfiles and the app (default: the repo)",
+    )
     args, flags = parser.parse_known_args()
     if args.logs:
         os.makedirs(args.logs, exist_ok=True)
-    results = {n: {s: {"seconds": [], "psycopg2": [], "failures": 0} for s in SCENARIOS}
-               for n in DOCKERFILES}
+    results = {n: {s: {"seconds": [], "psycopg2": [], "failures": 0} for s in SCENARIOS} for n in DOCKERFILES}
     image_ids = set()
     started, load_before = time.monotonic(), os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="pyslim-bench-") as context:
@@ -223,10 +260,14 @@ def main():
         report = {
             "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "docker_server": docker_result("version", "--format", "{{.Server.Version}}").stdout.strip(),
-            "runs": args.runs, "build_flags": flags, "duration_seconds": round(duration, 1),
+            "runs": args.runs,
+            "build_flags": flags,
+            "duration_seconds": round(duration, 1),
             "loadavg_1_5_15": {"start": load_before, "end": os.getloadavg()},
             "scenarios": {s: desc for s, (_, desc) in SCENARIOS.items()},
-            "results": results, "medians": medians, "ratios": ratios,
+            "results": results,
+            "medians": medians,
+            "ratios": ratios,
             "code_only_target": {"max_seconds": CODE_ONLY_TARGET, "met": target},
         }
         with open(args.json, "w", encoding="utf-8") as f:

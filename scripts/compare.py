@@ -13,6 +13,7 @@ every leaf path of every layer tar is a copy of that path; a whiteout counts as 
 directory it deletes (0 for a deleted file); wasted = sum of all copies of the paths that have more than
 one; efficiency = sum(smallest copy of each path) / sum(all copies). Opaque-dir markers are ignored, as in dive.
 """
+
 import argparse
 import datetime
 import http.client
@@ -48,7 +49,8 @@ TOOLCHAIN_FILES = re.compile(  # compilers, binutils, headers, static libraries,
     r"^/usr/(include|lib/gcc|libexec/gcc|lib/[\w.]+-linux-gnu/gprofng)/"
     r"|^/usr/bin/([\w.]+-linux-gnu-|gprofng|make$)"
     r"|^/usr/lib/[\w.]+-linux-gnu/(lib(bfd|ctf|opcodes|sframe|isl|mpc|mpfr|[a-z]*san|itm|quadmath|cc1)\b|.*\.a$)"
-    r"|^/(root/\.cache|var/cache/apt|var/lib/apt/lists|tmp)/")
+    r"|^/(root/\.cache|var/cache/apt|var/lib/apt/lists|tmp)/"
+)
 WHITEOUT = ".wh."
 COMPILERS = re.compile(r"^/(usr/)?(local/)?bin/(gcc|cc|make|[\w.]+-linux-gnu-gcc[\w.-]*)$")
 
@@ -143,8 +145,13 @@ def read_save_stream(stream):
             except tarfile.ReadError:  # the image config, not a layer
                 nodes, content_bytes = None, 0
             counter.finish()
-            blobs[member.name] = {"name": member.name, "tar_bytes": counter.raw_bytes, "gzip_bytes": counter.gzip_bytes,
-                                  "content_bytes": content_bytes, "nodes": nodes}
+            blobs[member.name] = {
+                "name": member.name,
+                "tar_bytes": counter.raw_bytes,
+                "gzip_bytes": counter.gzip_bytes,
+                "content_bytes": content_bytes,
+                "nodes": nodes,
+            }
     if manifest is None:
         raise RuntimeError("no manifest.json in the `docker save` archive")
     missing = [name for name in manifest[0]["Layers"] if blobs.get(name, {}).get("nodes") is None]
@@ -170,8 +177,11 @@ def dive_efficiency(layers):
         nodes = layer["nodes"]
         parents = {posixpath.dirname(p) for p in nodes}
         leaves = sorted((p for p in nodes if p not in parents), key=lambda p: p.split("/"))
-        removed = {posixpath.join(posixpath.dirname(p), posixpath.basename(p)[len(WHITEOUT):])
-                   for p in nodes if posixpath.basename(p).startswith(WHITEOUT)}
+        removed = {
+            posixpath.join(posixpath.dirname(p), posixpath.basename(p)[len(WHITEOUT) :])
+            for p in nodes
+            if posixpath.basename(p).startswith(WHITEOUT)
+        }
         hidden = dict.fromkeys(removed, 0)  # bytes under each path this layer deletes
         if removed:
             for path, (size, _) in stacked.items():
@@ -181,7 +191,7 @@ def dive_efficiency(layers):
         for leaf in leaves:  # dive visits only leaves, depth first, in name order
             name = posixpath.basename(leaf)
             if name.startswith(WHITEOUT):
-                path = posixpath.join(posixpath.dirname(leaf), name[len(WHITEOUT):])
+                path = posixpath.join(posixpath.dirname(leaf), name[len(WHITEOUT) :])
                 if path not in stacked:  # dive's visitor fails: it leaves an entry of size -1
                     cumulative.setdefault(path, 0)  # behind and skips the rest of the layer
                     smallest.setdefault(path, -1)
@@ -199,9 +209,13 @@ def dive_efficiency(layers):
     total = sum(cumulative.values())
     wasted = sum(size for path, size in cumulative.items() if copies[path] > 1)
     user_bytes = sum(layer["content_bytes"] for layer in layers[1:])  # dive: userSizeBytes
-    return {"wasted_bytes": wasted, "efficiency": sum(smallest.values()) / total if total else 1.0,
-            "size_bytes": sum(layer["content_bytes"] for layer in layers), "user_size_bytes": user_bytes,
-            "wasted_user_percent": 100 * wasted / user_bytes if user_bytes else 0.0}
+    return {
+        "wasted_bytes": wasted,
+        "efficiency": sum(smallest.values()) / total if total else 1.0,
+        "size_bytes": sum(layer["content_bytes"] for layer in layers),
+        "user_size_bytes": user_bytes,
+        "wasted_user_percent": 100 * wasted / user_bytes if user_bytes else 0.0,
+    }
 
 
 def composition(layers, base_layers):
@@ -224,9 +238,13 @@ def composition(layers, base_layers):
 
 def sbom_counts(image, syft):
     """Packages syft finds in the image, by type (deb, python, binary, ...) and in all."""
-    proc = subprocess.run([syft, "scan", f"docker:{image}", "--output", "syft-json", "--quiet"],
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"})
+    proc = subprocess.run(
+        [syft, "scan", f"docker:{image}", "--output", "syft-json", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"syft exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
     artifacts = json.loads(proc.stdout)["artifacts"]
@@ -249,7 +267,7 @@ def merged_paths(layers):
         for path in layer["nodes"]:
             name = posixpath.basename(path)
             if name.startswith(WHITEOUT):
-                gone = posixpath.join(posixpath.dirname(path), name[len(WHITEOUT):])
+                gone = posixpath.join(posixpath.dirname(path), name[len(WHITEOUT) :])
                 paths = {p for p in paths if p != gone and not p.startswith(gone + "/")}
         paths.update(p for p in layer["nodes"] if not posixpath.basename(p).startswith(WHITEOUT))
     return paths
@@ -318,17 +336,24 @@ def measure(role, image, base_diff_ids, runs, errors, syft):
         return result
     config, diff_ids = info.get("Config") or {}, info["RootFS"].get("Layers", [])
     healthcheck = (config.get("Healthcheck") or {}).get("Test") or ["NONE"]
-    result.update(id=info["Id"], id_short=info["Id"].split(":")[-1][:12], size_bytes=info["Size"],
-                  layers=len(diff_ids), user=config.get("User") or "root", healthcheck=healthcheck[0] != "NONE",
-                  # the first layers are the base image's; identical unless built on another build of it
-                  base_layers=min(len(base_diff_ids), len(diff_ids)),
-                  base_layers_identical=diff_ids[:len(base_diff_ids)] == base_diff_ids)
+    result.update(
+        id=info["Id"],
+        id_short=info["Id"].split(":")[-1][:12],
+        size_bytes=info["Size"],
+        layers=len(diff_ids),
+        user=config.get("User") or "root",
+        healthcheck=healthcheck[0] != "NONE",
+        # the first layers are the base image's; identical unless built on another build of it
+        base_layers=min(len(base_diff_ids), len(diff_ids)),
+        base_layers_identical=diff_ids[: len(base_diff_ids)] == base_diff_ids,
+    )
     step("archive", "compressed size, wasted bytes, composition (docker save)", lambda: read_archive(image))
     layers = result.pop("archive")
     if layers is not None:
         result["compressed_bytes"] = sum({layer["name"]: layer["gzip_bytes"] for layer in layers}.values())
-        result["layer_details"] = [{k: layer[k] for k in ("name", "tar_bytes", "gzip_bytes", "content_bytes")}
-                                   for layer in layers]
+        result["layer_details"] = [
+            {k: layer[k] for k in ("name", "tar_bytes", "gzip_bytes", "content_bytes")} for layer in layers
+        ]
         step("dive", "dive efficiency", lambda: dive_efficiency(layers))
         result["composition_bytes"] = composition(layers, result["base_layers"])
         result["compilers"] = sorted({posixpath.basename(p) for p in merged_paths(layers) if COMPILERS.match(p)})
@@ -362,16 +387,23 @@ def added_over_base(data, lines, key, label, image, base):
         return
     parts = {k: v for k, v in image["composition_bytes"].items() if k != "base"}
     added = image["size_bytes"] - base["size_bytes"]
-    data[key] = {"added_bytes": added, "by_category_bytes": parts,
-                 "base_layers_identical": image["base_layers_identical"]}
-    lines.append(f"{label} minus its base: +{mb(added)} = OS packages {mb(parts['os'])}"
-                 f" + virtualenv {mb(parts['python'])} + standard library bytecode {mb(parts['stdlib'])}"
-                 f" + app code {mb(parts['app'])}")
+    data[key] = {
+        "added_bytes": added,
+        "by_category_bytes": parts,
+        "base_layers_identical": image["base_layers_identical"],
+    }
+    lines.append(
+        f"{label} minus its base: +{mb(added)} = OS packages {mb(parts['os'])}"
+        f" + virtualenv {mb(parts['python'])} + standard library bytecode {mb(parts['stdlib'])}"
+        f" + app code {mb(parts['app'])}"
+    )
     if parts["toolchain"] >= 50_000:
         lines[-1] += f" + build toolchain / other {mb(parts['toolchain'])}"
     if not image["base_layers_identical"]:
-        lines[-1] += (f" (warning: its first {image['base_layers']} layers differ from {base['image']}'s:"
-                      " built on another build of the base image?)")
+        lines[-1] += (
+            f" (warning: its first {image['base_layers']} layers differ from {base['image']}'s:"
+            " built on another build of the base image?)"
+        )
 
 
 def summary(results):
@@ -388,26 +420,50 @@ def summary(results):
 
 def table_rows(results):
     """A header and one row of display strings per image, "err" where a measurement failed."""
+
     def cell(r, key, fmt):
         return "err" if r.get(key) is None else fmt(r[key])
 
     def yes_no(value):
         return "yes" if value else "no"
 
-    rows = [["image", "size", "compressed", "layers", "SBOM pkgs", "OS pkgs", "Py pkgs", "compilers",
-             "runs as", "HEALTHCHECK", "start→200", "wasted", "efficiency"]]
+    rows = [
+        [
+            "image",
+            "size",
+            "compressed",
+            "layers",
+            "SBOM pkgs",
+            "OS pkgs",
+            "Py pkgs",
+            "compilers",
+            "runs as",
+            "HEALTHCHECK",
+            "start→200",
+            "wasted",
+            "efficiency",
+        ]
+    ]
     for r in results.values():
-        rows.append([
-            r["image"], cell(r, "size_bytes", mb), cell(r, "compressed_bytes", mb), cell(r, "layers", str),
-            cell(r, "sbom", lambda p: str(p["total"])),
-            cell(r, "sbom", lambda p: str(p["by_type"].get("deb", 0))),
-            cell(r, "sbom", lambda p: str(p["by_type"].get("python", 0))),
-            cell(r, "compilers", yes_no), cell(r, "user", str), cell(r, "healthcheck", yes_no),
-            "n/a" if "skipped" in (r.get("startup") or {})
-            else cell(r, "startup", lambda s: f"{s['median_s']:.2f} s"),
-            cell(r, "dive", lambda d: mb(d["wasted_bytes"])),
-            cell(r, "dive", lambda d: f"{100 * d['efficiency']:.1f}%"),
-        ])
+        rows.append(
+            [
+                r["image"],
+                cell(r, "size_bytes", mb),
+                cell(r, "compressed_bytes", mb),
+                cell(r, "layers", str),
+                cell(r, "sbom", lambda p: str(p["total"])),
+                cell(r, "sbom", lambda p: str(p["by_type"].get("deb", 0))),
+                cell(r, "sbom", lambda p: str(p["by_type"].get("python", 0))),
+                cell(r, "compilers", yes_no),
+                cell(r, "user", str),
+                cell(r, "healthcheck", yes_no),
+                "n/a"
+                if "skipped" in (r.get("startup") or {})
+                else cell(r, "startup", lambda s: f"{s['median_s']:.2f} s"),
+                cell(r, "dive", lambda d: mb(d["wasted_bytes"])),
+                cell(r, "dive", lambda d: f"{100 * d['efficiency']:.1f}%"),
+            ]
+        )
     return rows
 
 
@@ -419,8 +475,10 @@ def tool_name(results):
 def text_table(rows):
     """Align rows as a plain-text table: first column left, the others right."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-             for row in rows]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        for row in rows
+    ]
     return "\n".join(lines[:1] + ["  ".join("-" * w for w in widths)] + lines[1:])
 
 
@@ -448,10 +506,12 @@ def svg_chart(results):
     label_w, bar_w, row_h, top = 24 + 7.5 * max(len(name) for name, _, _ in bars), 480, 44, 50
     width = label_w + bar_w + 100
     biggest = max([sum(c.values()) for _, _, c in bars if c] or [1])
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{top + row_h * len(bars) + 60}" '
-           'font-family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="13" fill="#111827">',
-           '<rect width="100%" height="100%" rx="8" fill="#ffffff"/>',
-           '<text x="16" y="30" font-size="15" font-weight="600">Image size by content (uncompressed, MB)</text>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{top + row_h * len(bars) + 60}" '
+        'font-family="-apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="13" fill="#111827">',
+        '<rect width="100%" height="100%" rx="8" fill="#ffffff"/>',
+        '<text x="16" y="30" font-size="15" font-weight="600">Image size by content (uncompressed, MB)</text>',
+    ]
     for i, (name, size, comp) in enumerate(bars):
         y = top + i * row_h
         out.append(f'<text x="{label_w - 10:.0f}" y="{y + 18}" text-anchor="end">{name}</text>')
@@ -462,18 +522,26 @@ def svg_chart(results):
         for key, (label, colour) in CATEGORIES.items():
             w = bar_w * comp[key] / biggest
             if w > 0:
-                out.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="26" fill="{colour}">'
-                           f'<title>{label}: {mb(comp[key])}</title></rect>')
+                out.append(
+                    f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="26" fill="{colour}">'
+                    f"<title>{label}: {mb(comp[key])}</title></rect>"
+                )
             if w >= 28:
-                out.append(f'<text x="{x + w / 2:.1f}" y="{y + 17}" text-anchor="middle" font-size="11">'
-                           f'{comp[key] / 1e6:.1f}</text>')
+                out.append(
+                    f'<text x="{x + w / 2:.1f}" y="{y + 17}" text-anchor="middle" font-size="11">'
+                    f"{comp[key] / 1e6:.1f}</text>"
+                )
             x += w
-        out.append(f'<text x="{x + 8:.1f}" y="{y + 18}" font-weight="600">'
-                   f'{mb(size if size is not None else sum(comp.values()))}</text>')
+        out.append(
+            f'<text x="{x + 8:.1f}" y="{y + 18}" font-weight="600">'
+            f"{mb(size if size is not None else sum(comp.values()))}</text>"
+        )
     for i, (label, colour) in enumerate(CATEGORIES.values()):  # legend: a grid of three columns
         x, y = 16 + (i % 3) * (width - 32) / 3, top + row_h * len(bars) + 14 + (i // 3) * 22
-        out.append(f'<rect x="{x:.0f}" y="{y - 10}" width="12" height="12" rx="2" fill="{colour}"/>'
-                   f'<text x="{x + 17:.0f}" y="{y}" font-size="12" fill="#374151">{label}</text>')
+        out.append(
+            f'<rect x="{x:.0f}" y="{y - 10}" width="12" height="12" rx="2" fill="{colour}"/>'
+            f'<text x="{x + 17:.0f}" y="{y}" font-size="12" fill="#374151">{label}</text>'
+        )
     return "\n".join(out + ["</svg>"]) + "\n"
 
 
@@ -488,11 +556,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for role in ROLES:
         parser.add_argument(f"--{role.replace('_', '-')}", required=role in REQUIRED_ROLES, metavar="IMAGE")
-    parser.add_argument("--syft", default=shutil.which("syft", path=os.pathsep.join(
-                            [os.path.dirname(sys.executable), os.environ.get("PATH", "")])),
-                        help="the syft binary (default: next to this Python, then on PATH)")
-    parser.add_argument("--extra", action="append", default=[], metavar="IMAGE",
-                        help="another app image to measure as an extra row (a variant of multi-stage)")
+    parser.add_argument(
+        "--syft",
+        default=shutil.which(
+            "syft", path=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+        ),
+        help="the syft binary (default: next to this Python, then on PATH)",
+    )
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="another app image to measure as an extra row (a variant of multi-stage)",
+    )
     parser.add_argument("--runs", type=int, default=5, help="start→200 runs per app image (median)")
     for output in ("json", "svg", "markdown", "readme"):
         parser.add_argument(f"--{output}", metavar="FILE")
@@ -517,9 +594,17 @@ def main():
     bases = {"base": diff_ids(args.base), "distroless_base": diff_ids(args.distroless_base) if args.distroless else []}
     images = {role: getattr(args, role) for role in ROLES if getattr(args, role)}
     images.update({f"extra{i}": image for i, image in enumerate(args.extra, 1)})
-    results = {role: measure(role, image, bases["distroless_base" if role.startswith("distroless") else "base"],
-                             args.runs, errors, args.syft)
-               for role, image in images.items()}
+    results = {
+        role: measure(
+            role,
+            image,
+            bases["distroless_base" if role.startswith("distroless") else "base"],
+            args.runs,
+            errors,
+            args.syft,
+        )
+        for role, image in images.items()
+    }
     data, lines = summary(results)
     now, nproc = datetime.datetime.now(datetime.UTC), os.cpu_count()
 
@@ -527,19 +612,41 @@ def main():
     print(text_table(rows))
     if lines:
         print("\n" + "\n".join(lines))
-    print("measured: " + ", ".join(f"{r['image']} ({r.get('id_short', 'missing')})" for r in results.values())
-          + f"; Docker {server}")
-    snippet = markdown(rows, lines, f"Measured by `make compare` on {now:%Y-%m-%d}, {nproc} cores, "
-                                    f"Docker {server}, base images `{args.base}`"
-                                    + (f" and `{args.distroless_base}`" if args.distroless else "")
-                                    + f"; package counts by {tool_name(results)}.")
+    print(
+        "measured: "
+        + ", ".join(f"{r['image']} ({r.get('id_short', 'missing')})" for r in results.values())
+        + f"; Docker {server}"
+    )
+    snippet = markdown(
+        rows,
+        lines,
+        f"Measured by `make compare` on {now:%Y-%m-%d}, {nproc} cores, "
+        f"Docker {server}, base images `{args.base}`"
+        + (f" and `{args.distroless_base}`" if args.distroless else "")
+        + f"; package counts by {tool_name(results)}.",
+    )
     if args.json:
-        write(args.json, json.dumps({
-            "date": now.isoformat(timespec="seconds"),
-            "host": {"nproc": nproc, "platform": platform.platform(), "machine": platform.machine(),
-                     "python": platform.python_version(), "docker_server_version": server},
-            "images": results, "summary": data, "errors": errors,
-            "elapsed_s": round(time.monotonic() - started, 1)}, indent=2) + "\n")
+        write(
+            args.json,
+            json.dumps(
+                {
+                    "date": now.isoformat(timespec="seconds"),
+                    "host": {
+                        "nproc": nproc,
+                        "platform": platform.platform(),
+                        "machine": platform.machine(),
+                        "python": platform.python_version(),
+                        "docker_server_version": server,
+                    },
+                    "images": results,
+                    "summary": data,
+                    "errors": errors,
+                    "elapsed_s": round(time.monotonic() - started, 1),
+                },
+                indent=2,
+            )
+            + "\n",
+        )
     if args.svg:
         write(args.svg, svg_chart(results))
     if args.markdown:

@@ -9,6 +9,7 @@ short warm-up, because a worker's first requests load code and libpq that it the
 growth that matters is what sustained load adds on top. Exits 1 on any error, any non-2xx
 answer, a worker replaced during the run, or RSS growth of 10 % or more.
 """
+
 import argparse
 import json
 import re
@@ -24,8 +25,9 @@ MAX_RSS_GROWTH = 0.10
 
 def workers(container):
     """{pid: rss_kib} of the gunicorn workers: the processes whose parent is the master (PID 1's)."""
-    out = subprocess.run(["docker", "top", container, "-o", "pid,ppid,rss,args"],
-                         capture_output=True, text=True, check=True).stdout.splitlines()[1:]
+    out = subprocess.run(
+        ["docker", "top", container, "-o", "pid,ppid,rss,args"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[1:]
     rows = [line.split(None, 3) for line in out]
     pids = {row[0] for row in rows}
     masters = {row[0] for row in rows if row[1] not in pids}
@@ -34,12 +36,17 @@ def workers(container):
 
 def hey(url, seconds, clients):
     """Start hey for `seconds` with `clients` concurrent clients; return the process."""
-    return subprocess.Popen(["hey", "-z", f"{seconds}s", "-c", str(clients), url],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        ["hey", "-z", f"{seconds}s", "-c", str(clients), url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def summary(output):
     """Requests/s, p50 and p99 (seconds), status counts and error count from hey's report."""
+
     def number(pattern):
         match = re.search(pattern, output)
         return float(match.group(1)) if match else None
@@ -93,10 +100,14 @@ def main():
     print(f"{'path':<8} {'req/s':>8} {'p50':>9} {'p99':>9} {'non-2xx':>8} {'errors':>7}")
     for path, r in results.items():
         bad = sum(n for code, n in r["statuses"].items() if not 200 <= code < 300)
-        print(f"{path:<8} {r['requests_per_second'] or 0:>8.1f} {(r['p50_s'] or 0) * 1000:>7.1f}ms "
-              f"{(r['p99_s'] or 0) * 1000:>7.1f}ms {bad:>8} {r['errors']:>7}")
-    print(f"worker RSS: {total_start / 1024:.1f} MiB at start, {total_end / 1024:.1f} MiB at end "
-          f"({report['worker_rss_growth']:+.1%}), per worker {rss_start} -> {rss_end} KiB")
+        print(
+            f"{path:<8} {r['requests_per_second'] or 0:>8.1f} {(r['p50_s'] or 0) * 1000:>7.1f}ms "
+            f"{(r['p99_s'] or 0) * 1000:>7.1f}ms {bad:>8} {r['errors']:>7}"
+        )
+    print(
+        f"worker RSS: {total_start / 1024:.1f} MiB at start, {total_end / 1024:.1f} MiB at end "
+        f"({report['worker_rss_growth']:+.1%}), per worker {rss_start} -> {rss_end} KiB"
+    )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)

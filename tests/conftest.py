@@ -22,7 +22,9 @@ from dockertools import (
 def engine():
     """A Docker engine that answers, or a clear failure saying how to get one."""
     try:
-        proc = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=30
+        )
     except FileNotFoundError:
         pytest.fail("the docker CLI is not installed: these tests build and run real images", pytrace=False)
     if proc.returncode != 0:

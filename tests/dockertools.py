@@ -38,7 +38,8 @@ IMAGE = os.environ.get("IMAGE", "pyslim")
 BASE_IMAGES = {
     "PYTHON_IMAGE": os.environ.get("PYTHON_IMAGE") or dockerfile_arg("PYTHON_IMAGE"),
     "DEBIAN_IMAGE": os.environ.get("DEBIAN_IMAGE") or dockerfile_arg("DEBIAN_IMAGE", "Dockerfile.distroless"),
-    "DISTROLESS_IMAGE": os.environ.get("DISTROLESS_IMAGE") or dockerfile_arg("DISTROLESS_IMAGE", "Dockerfile.distroless"),
+    "DISTROLESS_IMAGE": os.environ.get("DISTROLESS_IMAGE")
+    or dockerfile_arg("DISTROLESS_IMAGE", "Dockerfile.distroless"),
 }
 PYTHON_IMAGE = BASE_IMAGES["PYTHON_IMAGE"]
 DISTROLESS_IMAGE = BASE_IMAGES["DISTROLESS_IMAGE"]
@@ -51,13 +52,9 @@ RUN_ID = uuid.uuid4().hex[:8]
 def docker_or_fail(*args, check=True, timeout=600, **kwargs):
     """The completed `docker ...` process (text output captured); the test fails with docker's
     output when it exits non-zero, unless check=False."""
-    proc = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs
-    )
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
     if check and proc.returncode != 0:
-        raise AssertionError(
-            f"docker {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        )
+        raise AssertionError(f"docker {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
@@ -87,8 +84,13 @@ def copy_tracked(dest):
 
 def context_files(root=ROOT):
     """The files `docker build` sends from root, .dockerignore applied by docker itself."""
-    proc = subprocess.run(["docker", "build", "--quiet", "--output", "type=tar,dest=-", "--file", "-", str(root)],
-                          input=b"FROM scratch\nCOPY . /\n", capture_output=True, check=True, timeout=120)
+    proc = subprocess.run(
+        ["docker", "build", "--quiet", "--output", "type=tar,dest=-", "--file", "-", str(root)],
+        input=b"FROM scratch\nCOPY . /\n",
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
     with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
         return sorted(member.name for member in tar if member.isfile())
 
@@ -186,7 +188,9 @@ class Container:
     def __init__(self, image, *run_args, command=()):
         self.name = f"pyslim-test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
         self.started = time.monotonic()
-        docker_or_fail("run", "--detach", "--name", self.name, "--publish", "127.0.0.1::8000", *run_args, image, *command)
+        docker_or_fail(
+            "run", "--detach", "--name", self.name, "--publish", "127.0.0.1::8000", *run_args, image, *command
+        )
         port = docker_or_fail("port", self.name, "8000/tcp").stdout.splitlines()[0].rsplit(":", 1)[1]
         self.url = f"http://127.0.0.1:{port}"
 
@@ -234,7 +238,11 @@ def make_variable(name, cwd=ROOT, env=None):
     """The value the Makefile in cwd gives a variable, without running any of its targets."""
     proc = subprocess.run(
         ["make", "--no-print-directory", "-s", "--eval", f"print-variable: ; @echo $({name})", "print-variable"],
-        cwd=cwd, capture_output=True, text=True, timeout=60, env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
@@ -255,8 +263,15 @@ class Stack:
     def compose(self, *args, check=True, timeout=180):
         """docker compose for this project."""
         return docker_or_fail(
-            "compose", "--project-directory", str(ROOT), "--project-name", self.project, *args,
-            check=check, timeout=timeout, env=self.env,
+            "compose",
+            "--project-directory",
+            str(ROOT),
+            "--project-name",
+            self.project,
+            *args,
+            check=check,
+            timeout=timeout,
+            env=self.env,
         )
 
     def container(self, service):
@@ -286,7 +301,7 @@ class LogWindow:
         for name in self.containers:
             out, err = self._lines(name)
             old_out, old_err = self.seen[name]
-            lines += out[len(old_out):] + err[len(old_err):]
+            lines += out[len(old_out) :] + err[len(old_err) :]
         return lines
 
     def wait_for(self, needle, count=1, timeout=10.0):

@@ -28,8 +28,13 @@ def adapted(base_image, distroless_base, tmp_path_factory):
     # Step 2: a new dependency in requirements.in, pinned with hashes by `make requirements`.
     with open(copy / "requirements.in", "a") as f:
         f.write(f"{NEW_DEPENDENCY}\n")
-    make = subprocess.run(["make", "requirements", f"VENV={ROOT / '.venv'}", f"PYTHON={sys.executable}"],
-                          cwd=copy, capture_output=True, text=True, timeout=300)
+    make = subprocess.run(
+        ["make", "requirements", f"VENV={ROOT / '.venv'}", f"PYTHON={sys.executable}"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert make.returncode == 0, make.stdout + make.stderr
     return copy
 

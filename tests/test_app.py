@@ -1,4 +1,5 @@
 """Fast host-only tests of app.py with Flask's test client: no Docker, no database needed."""
+
 import io
 import os
 import socket
@@ -144,6 +145,7 @@ def test_body_at_the_limit_is_accepted(client, fake_connect):
 
 def test_unexpected_error_is_generic_json_500(client, monkeypatch, caplog):
     """An unexpected exception answers a generic 500 JSON and logs its class name only."""
+
     def boom():
         raise RuntimeError("internal detail " + PASSWORD)
 
@@ -175,6 +177,7 @@ def test_password_never_leaks_when_db_unreachable(client, unreachable_db, caplog
 
 def test_password_is_redacted_if_libpq_echoes_it(client, monkeypatch, unreachable_db, caplog):
     """A driver message that contains the password is logged with it redacted."""
+
     def connect(*args, **kwargs):
         raise psycopg2.OperationalError(f"bad password {PASSWORD}")
 
@@ -232,8 +235,13 @@ def _seen_remote_addr(remote_addr, forwarded_for, allowed, monkeypatch):
         start_response("204 No Content", [])
         return []
 
-    environ = {"REMOTE_ADDR": remote_addr, "HTTP_X_FORWARDED_FOR": forwarded_for,
-               "REQUEST_METHOD": "GET", "PATH_INFO": "/", "wsgi.url_scheme": "http"}
+    environ = {
+        "REMOTE_ADDR": remote_addr,
+        "HTTP_X_FORWARDED_FOR": forwarded_for,
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "wsgi.url_scheme": "http",
+    }
     app_module.ForwardedFor(inner)(environ, lambda *args: None)
     return seen["addr"]
 

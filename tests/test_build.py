@@ -26,7 +26,9 @@ def test_hadolint_clean_at_warning_level(dockerfile):
     """hadolint reports nothing at warning level or above."""
     proc = subprocess.run(
         [hadolint(), "--failure-threshold", "warning", "--no-color", dockerfile],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -73,8 +75,12 @@ def site_packages_only_image(base_image):
 @pytest.mark.docker
 def test_site_packages_only_copy_loses_console_scripts(site_packages_only_image):
     """Regression: that recipe ships the gunicorn module but not bin/gunicorn, so it never starts."""
-    module = docker_or_fail("run", "--rm", "--network", "none", site_packages_only_image, "python", "-c", "import gunicorn")
+    module = docker_or_fail(
+        "run", "--rm", "--network", "none", site_packages_only_image, "python", "-c", "import gunicorn"
+    )
     assert module.returncode == 0
-    script = docker_or_fail("run", "--rm", "--network", "none", site_packages_only_image, "gunicorn", "--version", check=False)
+    script = docker_or_fail(
+        "run", "--rm", "--network", "none", site_packages_only_image, "gunicorn", "--version", check=False
+    )
     assert script.returncode != 0
     assert re.search(r"executable file not found|no such file", script.stderr, re.IGNORECASE), script.stderr

@@ -31,10 +31,27 @@ def report(base_image, single_image, multi_image, distroless_base, distroless_im
     copy = tracked_copy(tmp_path_factory.mktemp("compare"))
     outputs = make_variable("COMPARE_OUTPUTS").split()
     proc = subprocess.run(
-        [sys.executable, "scripts/compare.py", "--base", base_image, "--single", single_image,
-         "--multi", multi_image, "--distroless-base", distroless_base, "--distroless", distroless_image,
-         "--runs", "1", *outputs],
-        cwd=copy, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "scripts/compare.py",
+            "--base",
+            base_image,
+            "--single",
+            single_image,
+            "--multi",
+            multi_image,
+            "--distroless-base",
+            distroless_base,
+            "--distroless",
+            distroless_image,
+            "--runs",
+            "1",
+            *outputs,
+        ],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     status = subprocess.run(["git", "status", "--porcelain"], cwd=copy, capture_output=True, text=True).stdout
@@ -58,8 +75,13 @@ def test_compare_prints_a_row_per_image_and_the_summary(report):
     """The table has every image and each headline comparison."""
     for result in report["data"]["images"].values():
         assert result["image"] in report["stdout"]
-    for line in ("multi-stage vs single-stage:", "distroless vs multi-stage:", "distroless vs single-stage:",
-                 "multi-stage minus its base:", "distroless minus its base:"):
+    for line in (
+        "multi-stage vs single-stage:",
+        "distroless vs multi-stage:",
+        "distroless vs single-stage:",
+        "multi-stage minus its base:",
+        "distroless minus its base:",
+    ):
         assert line in report["stdout"]
     assert report["data"]["errors"] == []
 

@@ -69,7 +69,9 @@ def test_web_published_on_no_port(stack):
 
 def test_proxy_published_on_loopback_only(stack):
     """The stack's one published port is bound to 127.0.0.1, not to every interface."""
-    ports = json.loads(docker_or_fail("inspect", "--format", "{{json .NetworkSettings.Ports}}", stack.container("proxy")).stdout)
+    ports = json.loads(
+        docker_or_fail("inspect", "--format", "{{json .NetworkSettings.Ports}}", stack.container("proxy")).stdout
+    )
     assert {b["HostIp"] for b in ports["8080/tcp"]} == {"127.0.0.1"}
 
 

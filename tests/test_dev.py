@@ -21,11 +21,21 @@ def tree(multi_image, tmp_path_factory):
     password.write_text(f"pw-{RUN_ID}")
     password.chmod(0o644)
     port = free_port()
-    env = {**os.environ, "IMAGE": f"pyslim-test-dev-{RUN_ID}", "COMPOSE_PROJECT_NAME": f"pyslim-test-dev-{RUN_ID}",
-           "WEB_PORT": str(port), "DB_PASSWORD_FILE": str(password)}
+    env = {
+        **os.environ,
+        "IMAGE": f"pyslim-test-dev-{RUN_ID}",
+        "COMPOSE_PROJECT_NAME": f"pyslim-test-dev-{RUN_ID}",
+        "WEB_PORT": str(port),
+        "DB_PASSWORD_FILE": str(password),
+    }
     yield copy, env, f"http://127.0.0.1:{port}"
-    subprocess.run(["docker", "compose", "down", "--volumes", "--remove-orphans"], cwd=copy, env=env,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        ["docker", "compose", "down", "--volumes", "--remove-orphans"],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     docker_or_fail("image", "rm", f"{env['IMAGE']}:multi-stage", check=False)
 
 

@@ -105,8 +105,9 @@ def test_every_venv_elf_resolves_its_libraries_in_the_image(files, distroless_im
         "    bad += out.returncode != 0 or 'not found' in out.stdout\n"
         "sys.exit(bad)\n"
     )
-    proc = docker_or_fail("run", "--rm", "--network", "none", "--entrypoint", "python", distroless_image, "-c", code, *elves,
-                  check=False)
+    proc = docker_or_fail(
+        "run", "--rm", "--network", "none", "--entrypoint", "python", distroless_image, "-c", code, *elves, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "libpq.so.5 => " in proc.stdout
 
@@ -128,7 +129,9 @@ def test_venv_interpreter_is_the_runtime_python(distroless_image):
         " 'base': sys.base_prefix, 'exe': os.path.realpath('/opt/venv/bin/python'),"
         " 'purelib': sysconfig.get_path('purelib')}))\n"
     )
-    facts = json.loads(docker_or_fail("run", "--rm", "--network", "none", distroless_image, "python", "-c", code).stdout)
+    facts = json.loads(
+        docker_or_fail("run", "--rm", "--network", "none", distroless_image, "python", "-c", code).stdout
+    )
     assert facts["cfg"]["home"] == "/usr/bin", facts
     assert facts["cfg"]["version"] == facts["version"], facts
     assert facts["prefix"] == "/opt/venv" and facts["base"] == "/usr", facts
@@ -151,8 +154,17 @@ def test_slim_built_venv_never_starts_on_distroless(slim_venv_on_distroless):
     proc = docker_or_fail("run", "--rm", "--network", "none", slim_venv_on_distroless, check=False, timeout=60)
     assert proc.returncode != 0
     assert re.search(r"no such file or directory", proc.stderr, re.IGNORECASE), proc.stderr
-    venv_python = docker_or_fail("run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python",
-                         slim_venv_on_distroless, "--version", check=False)
+    venv_python = docker_or_fail(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/opt/venv/bin/python",
+        slim_venv_on_distroless,
+        "--version",
+        check=False,
+    )
     assert venv_python.returncode != 0, venv_python.stdout
 
 
@@ -160,8 +172,14 @@ def test_copied_libraries_are_recorded_for_scanners(distroless_image, files, bas
     """Every file the runtime-libs stage added outside the venv and app belongs to a package
     recorded in /var/lib/dpkg/status.d, as distroless records its own, with its md5sums."""
     status = "/var/lib/dpkg/status.d/"
-    added = {p for p, e in files.items() if e.isfile() and p not in base_files
-             and not p.startswith(("/opt/venv/", "/app/", status)) and "/__pycache__/" not in p}
+    added = {
+        p
+        for p, e in files.items()
+        if e.isfile()
+        and p not in base_files
+        and not p.startswith(("/opt/venv/", "/app/", status))
+        and "/__pycache__/" not in p
+    }
     new_records = sorted({p for p in files if p.startswith(status)} - set(base_files))
     assert f"{status}libpq5" in new_records, new_records
     owned = set()
@@ -178,7 +196,10 @@ def sbom(distroless_image):
     """syft's JSON SBOM of the image, read from the local engine (no registry, no network)."""
     proc = subprocess.run(
         [tool("syft"), "scan", f"docker:{distroless_image}", "--output", "syft-json", "--quiet"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -187,6 +208,12 @@ def sbom(distroless_image):
 def test_sbom_lists_libpq5_and_the_app_packages(sbom):
     """An SBOM tool (syft) sees the C library psycopg2 links and the Python packages."""
     names = {(a["type"], a["name"].lower()) for a in sbom["artifacts"]}
-    for expected in [("deb", "libpq5"), ("deb", "libldap2"), ("deb", "libkrb5-3"), ("python", "psycopg2"),
-                     ("python", "flask"), ("python", "gunicorn")]:
+    for expected in [
+        ("deb", "libpq5"),
+        ("deb", "libldap2"),
+        ("deb", "libkrb5-3"),
+        ("python", "psycopg2"),
+        ("python", "flask"),
+        ("python", "gunicorn"),
+    ]:
         assert expected in names, expected

@@ -25,8 +25,14 @@ MALFORMED = {
     "get-with-bad-chunk": (b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
     "content-length-not-a-number": (b"POST /visits HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
     "content-length-negative": (b"POST /visits HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
-    "content-length-conflicting": (b"POST /visits HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
-    "content-length-and-chunked": (b"POST /visits HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    "content-length-conflicting": (
+        b"POST /visits HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        400,
+    ),
+    "content-length-and-chunked": (
+        b"POST /visits HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
     "request-line-garbage": (b"GARBAGE\r\n\r\n", 400),
     "method-invalid": (b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     "http-version-unknown": (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 400),
@@ -36,8 +42,14 @@ MALFORMED = {
     "header-space-before-colon": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A : a\r\n\r\n", 400),
     "host-twice": (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     "header-too-large": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 9000 + b"\r\n\r\n", 431),
-    "too-many-headers": (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(120)) + b"\r\n", 431),
-    "body-over-limit-content-length": (b"POST /visits HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % BIG + b"x" * BIG, 413),
+    "too-many-headers": (
+        b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(120)) + b"\r\n",
+        431,
+    ),
+    "body-over-limit-content-length": (
+        b"POST /visits HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % BIG + b"x" * BIG,
+        413,
+    ),
     "body-over-limit-chunked": (CHUNKED_POST + b"%x\r\n" % BIG + b"x" * BIG + b"\r\n0\r\n\r\n", 413),
 }
 CASES = list(MALFORMED)
@@ -144,7 +156,7 @@ def test_body_cut_short_never_reaches_the_app(stack):
     raw = exchange(stack.port, data, half_close=True)
     # The client has gone: nginx logs the request as a 400 and sends nothing it could read.
     proxy_lines = proxy_window.wait_for(marker)
-    assert any(f"{marker} HTTP/1.1\" 400 " in line for line in proxy_lines), proxy_lines
+    assert any(f'{marker} HTTP/1.1" 400 ' in line for line in proxy_lines), proxy_lines
     assert all(status >= 400 for status, _, _ in parse_responses(raw)), raw
     assert not [line for line in window.new_lines() if marker in line]
 
@@ -220,7 +232,9 @@ def test_access_log_names_the_client_not_the_proxy(stack):
     assert parse_responses(exchange(stack.port, request.encode()))[0][0] == 200
     seen_by_proxy = [line.split()[0] for line in proxy_window.wait_for(marker) if marker in line]
     seen_by_web = [line.split()[0] for line in window.wait_for(marker) if marker in line]
-    proxy_ip = docker_or_fail("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", proxy).stdout.strip()
+    proxy_ip = docker_or_fail(
+        "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", proxy
+    ).stdout.strip()
     assert len(seen_by_proxy) == 1 and seen_by_web == seen_by_proxy, (seen_by_proxy, seen_by_web)
     assert seen_by_web[0] not in (proxy_ip, "203.0.113.9")
 
@@ -244,7 +258,9 @@ def test_stack_stops_cleanly_while_clients_stall(stack):
         took = time.monotonic() - started
     try:
         for service in ("proxy", "web", "db"):
-            state = json.loads(docker_or_fail("inspect", "--format", "{{json .State}}", stack.container(service)).stdout)
+            state = json.loads(
+                docker_or_fail("inspect", "--format", "{{json .State}}", stack.container(service)).stdout
+            )
             assert state["ExitCode"] == 0, (service, state)
         assert took < 15, f"compose stop took {took:.1f}s"
     finally:

@@ -59,7 +59,9 @@ def test_no_pip_cache_in_final_image(multi_image):
 
 def test_no_apt_lists_in_final_image(multi_image):
     """apt's package lists were removed in the same RUN that downloaded them."""
-    found = shell(multi_image, "find /var/lib/apt/lists -type f ! -name lock; ls /var/cache/apt/*.bin 2>/dev/null; true")
+    found = shell(
+        multi_image, "find /var/lib/apt/lists -type f ! -name lock; ls /var/cache/apt/*.bin 2>/dev/null; true"
+    )
     assert found.strip() == ""
 
 

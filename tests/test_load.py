@@ -24,10 +24,23 @@ def load(stack, tmp_path_factory):
         pytest.fail("hey is not installed: `make hey` installs Debian's package (make test does)", pytrace=False)
     report = tmp_path_factory.mktemp("load") / "load.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "loadtest.py"), "--url", stack.url,
-         "--container", stack.container("web"), "--duration", str(SECONDS), "--concurrency", "20",
-         "--json", str(report)],
-        capture_output=True, text=True, timeout=SECONDS + 60,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "loadtest.py"),
+            "--url",
+            stack.url,
+            "--container",
+            stack.container("web"),
+            "--duration",
+            str(SECONDS),
+            "--concurrency",
+            "20",
+            "--json",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SECONDS + 60,
     )
     assert report.exists(), proc.stdout + proc.stderr
     return json.loads(report.read_text())

@@ -60,14 +60,23 @@ def test_make_runs_the_edited_compose_images(edited):
 def test_compose_leaves_the_base_images_to_the_dockerfile(edited):
     """Run without make, compose passes no base image (so the Dockerfile's ARG decides) and runs the
     edited Postgres; run by make, it passes make's (the same ARGs, or offline stand-ins for them)."""
-    config = subprocess.run(["docker", "compose", "config", "--format", "json", "--no-interpolate"], cwd=edited,
-                            env={**CLEAN_ENV, "DB_PASSWORD_FILE": "/dev/null"}, capture_output=True, text=True)
+    config = subprocess.run(
+        ["docker", "compose", "config", "--format", "json", "--no-interpolate"],
+        cwd=edited,
+        env={**CLEAN_ENV, "DB_PASSWORD_FILE": "/dev/null"},
+        capture_output=True,
+        text=True,
+    )
     assert config.returncode == 0, config.stderr
     args = json.loads(config.stdout)["services"]["web"]["build"].get("args") or {}
     assert {k: v for k, v in args.items() if v is not None} == {}, args
-    resolved = subprocess.run(["docker", "compose", "config", "--format", "json"], cwd=edited,
-                              env={**CLEAN_ENV, "DB_PASSWORD_FILE": "/dev/null", "PYTHON_IMAGE": "from-make"},
-                              capture_output=True, text=True)
+    resolved = subprocess.run(
+        ["docker", "compose", "config", "--format", "json"],
+        cwd=edited,
+        env={**CLEAN_ENV, "DB_PASSWORD_FILE": "/dev/null", "PYTHON_IMAGE": "from-make"},
+        capture_output=True,
+        text=True,
+    )
     services = json.loads(resolved.stdout)["services"]
     assert services["db"]["image"] == NEW_POSTGRES and services["proxy"]["image"] == NEW_COMPOSE["NGINX_IMAGE"]
     assert services["web"]["build"]["args"].get("PYTHON_IMAGE") == "from-make", services["web"]["build"]
@@ -76,8 +85,9 @@ def test_compose_leaves_the_base_images_to_the_dockerfile(edited):
 def test_tests_read_the_edited_defaults(edited):
     """Run without make, the tests build from the same edited ARGs."""
     code = "import json, dockertools as d; print(json.dumps([d.BASE_IMAGES, d.POSTGRES_IMAGE]))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=edited / "tests", env=CLEAN_ENV,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=edited / "tests", env=CLEAN_ENV, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     bases, postgres = json.loads(out.stdout)
     assert bases == {arg: image for (_, arg), image in NEW.items()} and postgres == NEW_POSTGRES

@@ -35,7 +35,10 @@ def test_process_runs_as_non_root(app_image, run):
 
 def test_app_code_not_writable_by_app_user(multi_image):
     """The app user can read its code but not change it."""
-    out = shell(multi_image, "for f in /app /app/app.py /app/gunicorn.conf.py /opt/venv/bin/gunicorn; do [ -w $f ] && echo $f; done; true")
+    out = shell(
+        multi_image,
+        "for f in /app /app/app.py /app/gunicorn.conf.py /opt/venv/bin/gunicorn; do [ -w $f ] && echo $f; done; true",
+    )
     assert out.strip() == ""
     assert shell(multi_image, "cat /app/app.py >/dev/null && echo readable").strip() == "readable"
 
@@ -53,8 +56,17 @@ def test_serves_when_hardened(app_image, run):
     """Still serves with a read-only root, no capabilities, no privilege gain and tight limits."""
     app = run(
         app_image,
-        "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
-        "--security-opt", "no-new-privileges", "--pids-limit", "64", "--memory", "256m",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--pids-limit",
+        "64",
+        "--memory",
+        "256m",
     )
     wait_for_status(app.url + "/", timeout=10)
     assert GREETING in http(app.url + "/")[2]

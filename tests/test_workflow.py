@@ -131,8 +131,12 @@ def test_pushes_to_main_and_version_tags_publish_a_multi_arch_image_with_sbom_an
     assert build["cache-from"].startswith("type=gha") and build["cache-to"].startswith("type=gha")
     assert build["sbom"] is True and "mode=max" in build["provenance"]
     assert "SOURCE_URL=${{ github.server_url }}/${{ github.repository }}" in build["build-args"]
-    jobs = [job for path in WORKFLOWS for job in load(path)["jobs"].values()
-            if any(step.get("with", {}).get("push") for step in job["steps"])]
+    jobs = [
+        job
+        for path in WORKFLOWS
+        for job in load(path)["jobs"].values()
+        if any(step.get("with", {}).get("push") for step in job["steps"])
+    ]
     files = {row["dockerfile"] for row in jobs[0]["strategy"]["matrix"]["include"]}
     assert build["file"] == "${{ matrix.dockerfile }}" and files == {"Dockerfile", "Dockerfile.distroless"}
     triggers = next(load(path)["on"] for path in WORKFLOWS if "push" in load(path)["on"])

@@ -17,7 +17,9 @@ def _require_engine() -> None:
         try:
             info = subprocess.run(
                 ["docker", "info", "--format", "{{.ServerVersion}}"],
-                capture_output=True, text=True, timeout=30,
+                capture_output=True,
+                text=True,
+                timeout=30,
             )
             if info.returncode != 0:
                 _engine_error = (info.stderr or info.stdout).strip()

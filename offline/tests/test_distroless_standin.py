@@ -128,7 +128,9 @@ def test_passwd_and_group_have_root_nonroot_and_nobody(tracked_docker):
     ]
     groups = {line.split(":")[0]: line.split(":")[2] for line in image.read("etc/group").splitlines()}
     assert {name: groups.get(name) for name in ("root", "nonroot", "nobody")} == {
-        "root": "0", "nonroot": "65532", "nobody": "65534",
+        "root": "0",
+        "nonroot": "65532",
+        "nobody": "65534",
     }
 
 

@@ -45,9 +45,13 @@ def test_serves_the_default_page_on_port_80(tracked_docker):
 def test_has_the_official_users_entrypoint_and_stop_signal(tracked_docker):
     """User nginx is 101:101; entrypoint, command, stop signal and port are upstream's."""
     assert tracked_docker("run", "--rm", IMAGE, "id", "nginx").stdout.startswith("uid=101(nginx) gid=101(nginx)")
-    config = tracked_docker("image", "inspect", "--format",
-                    "{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{.Config.StopSignal}} {{json .Config.ExposedPorts}}",
-                    IMAGE).stdout.strip()
+    config = tracked_docker(
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{.Config.StopSignal}} {{json .Config.ExposedPorts}}",
+        IMAGE,
+    ).stdout.strip()
     assert config == '["/docker-entrypoint.sh"] ["nginx","-g","daemon off;"] SIGQUIT {"80/tcp":{}}'
 
 
@@ -58,7 +62,8 @@ def test_renders_templates_with_envsubst(tracked_docker, tmp_path):
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "greet.conf.template").write_text(
-        "server { listen 8081; location / { return 200 '${GREETING} $request_method'; } }\n")
+        "server { listen 8081; location / { return 200 '${GREETING} $request_method'; } }\n"
+    )
     tracked_docker("cp", str(templates), f"{name}:/etc/nginx/templates")
     tracked_docker("start", name)
     assert get(published_port(tracked_docker, name, 8081)) == (200, "from-a-template GET")
@@ -69,11 +74,28 @@ def test_runs_the_stack_config_unprivileged_and_read_only(tracked_docker):
     name = tracked_docker.container("nginx")
     # A network of its own, as compose makes: nginx asks Docker's DNS there for "web".
     network = tracked_docker.network()
-    tracked_docker("create", "--name", name, "-p", "127.0.0.1::8080", "--user", "101:101", "--read-only",
-           "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-           "--network", network,
-           # A bind mount, as compose.yaml does (docker cp can't write to a read-only root).
-           "-v", f"{os.path.join(ROOT, 'proxy', 'nginx.conf')}:/etc/nginx/nginx.conf:ro", IMAGE)
+    tracked_docker(
+        "create",
+        "--name",
+        name,
+        "-p",
+        "127.0.0.1::8080",
+        "--user",
+        "101:101",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--network",
+        network,
+        # A bind mount, as compose.yaml does (docker cp can't write to a read-only root).
+        "-v",
+        f"{os.path.join(ROOT, 'proxy', 'nginx.conf')}:/etc/nginx/nginx.conf:ro",
+        IMAGE,
+    )
     tracked_docker("start", name)
     # There is no web service here: nginx itself is up when it answers 502, as JSON.
     port = published_port(tracked_docker, name, 8080)

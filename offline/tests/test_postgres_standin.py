@@ -61,10 +61,25 @@ def psql_from_client(tracked_docker, network, password, sql):
     """Run psql in a separate container on `network`, so the login goes over TCP to "db"."""
     # The tmpfs covers the image's VOLUME, so a throwaway client makes no anonymous volume.
     return tracked_docker(
-        "run", "--rm", "--name", tracked_docker.container("client"), "--network", network,
-        "--tmpfs", PGDATA, "-e", f"PGPASSWORD={password}", IMAGE,
-        "psql", f"host=db port=5432 user={USER} dbname={DB} connect_timeout=10",
-        "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql,
+        "run",
+        "--rm",
+        "--name",
+        tracked_docker.container("client"),
+        "--network",
+        network,
+        "--tmpfs",
+        PGDATA,
+        "-e",
+        f"PGPASSWORD={password}",
+        IMAGE,
+        "psql",
+        f"host=db port=5432 user={USER} dbname={DB} connect_timeout=10",
+        "--no-psqlrc",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-tA",
+        "-c",
+        sql,
         check=False,
     )
 
@@ -80,7 +95,9 @@ def test_accepts_password_login_over_tcp_from_another_container(tracked_docker):
     db = start_server(tracked_docker, network=network)
     wait_ready(tracked_docker, db)
     result = psql_from_client(
-        tracked_docker, network, PASSWORD,
+        tracked_docker,
+        network,
+        PASSWORD,
         "select current_user, current_database(), inet_server_addr() is not null",
     )
     assert result.returncode == 0, result.stderr
@@ -152,7 +169,12 @@ def test_stops_cleanly_on_docker_stop(tracked_docker):
     # timeout SIGKILLs the server; STOPSIGNAL SIGINT ("fast") aborts it and exits cleanly.
     tracked_docker("exec", "-d", db, "psql", "-U", USER, "-d", DB, "-c", "select pg_sleep(120)")
     deadline = time.monotonic() + 20
-    while psql_local(tracked_docker, db, "select count(*) from pg_stat_activity where wait_event = 'PgSleep'").stdout.strip() != "1":
+    while (
+        psql_local(
+            tracked_docker, db, "select count(*) from pg_stat_activity where wait_event = 'PgSleep'"
+        ).stdout.strip()
+        != "1"
+    ):
         assert time.monotonic() < deadline, "the pg_sleep session never started"
         time.sleep(0.2)
 

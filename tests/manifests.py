@@ -78,14 +78,18 @@ class Rendered:
         assert get.get("scheme", "HTTP") == "HTTP", kind
         return get["path"], self.port(get["port"]), probe.get("timeoutSeconds", 1)
 
-    def volume_mount(self, volume_type):
-        """(volume, mount) of the container's one mount whose volume is of volume_type (emptyDir, secret)."""
+    def volume_mounts(self, volume_type):
+        """[(volume, mount)] of the container's mounts whose volume is of volume_type (emptyDir, secret)."""
         volumes = {volume["name"]: volume for volume in self.pod.get("volumes", [])}
-        found = [
+        return [
             (volumes[mount["name"]], mount)
             for mount in self.container.get("volumeMounts", [])
             if volume_type in volumes[mount["name"]]
         ]
+
+    def volume_mount(self, volume_type):
+        """(volume, mount) of the container's one mount whose volume is of volume_type."""
+        found = self.volume_mounts(volume_type)
         assert len(found) == 1, f"{self.overlay}: {len(found)} {volume_type} mounts"
         return found[0]
 

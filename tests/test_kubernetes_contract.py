@@ -70,38 +70,37 @@ class Pod:
         self.rendered, self.image = rendered, image
         self.env = rendered.env()
         self.prefix = f"pyslim-test-{RUN_ID}-k8s-{rendered.overlay}"
+        self.db = f"{self.prefix}-db"
         self.network = docker_or_fail("network", "create", self.prefix).stdout.strip()
+        try:
+            password_file = self.start_database(workdir)
+            self.flags = docker_run_flags(rendered, inspect(image)["Config"]["User"], password_file)
+            self.name = self.start()
+        except BaseException:
+            self.remove()
+            raise
+
+    def start_database(self, workdir):
+        """Postgres on the network as PGHOST, with PGUSER and PGDATABASE; the app's password file."""
         password = secrets.token_urlsafe(16)
         # Postgres reads its own copy; the app's is root-owned, group fsGroup, with the Secret's mode.
         db_file, app_file = workdir / "db_password", workdir / "app_password"
         db_file.write_text(password)
         db_file.chmod(0o644)
         app_file.write_text(password)
-        (mode,) = set(rendered.secret_files().values())
-        os.chown(app_file, 0, rendered.security("fsGroup") or 0)
+        (mode,) = set(self.rendered.secret_files().values())
+        os.chown(app_file, 0, self.rendered.security("fsGroup") or 0)
         app_file.chmod(mode)
-        self.db = f"{self.prefix}-db"
         docker_or_fail(
-            "run",
-            "--detach",
-            "--name",
-            self.db,
-            "--network",
-            self.network,
-            "--network-alias",
-            self.env["PGHOST"],
-            "--env",
-            f"POSTGRES_USER={self.env['PGUSER']}",
-            "--env",
-            f"POSTGRES_DB={self.env['PGDATABASE']}",
-            "--env",
-            "POSTGRES_PASSWORD_FILE=/run/secrets/db_password",
-            "--volume",
-            f"{db_file}:/run/secrets/db_password:ro",
+            "run", "--detach", "--name", self.db, "--network", self.network,
+            "--network-alias", self.env["PGHOST"],
+            "--env", f"POSTGRES_USER={self.env['PGUSER']}",
+            "--env", f"POSTGRES_DB={self.env['PGDATABASE']}",
+            "--env", "POSTGRES_PASSWORD_FILE=/run/secrets/db_password",
+            "--volume", f"{db_file}:/run/secrets/db_password:ro",
             POSTGRES_IMAGE,
-        )
-        self.flags = docker_run_flags(rendered, inspect(image)["Config"]["User"], app_file)
-        self.name = self.start()
+        )  # fmt: skip
+        return app_file
 
     def start(self):
         """Start one more container of the pod; return its name."""

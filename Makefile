@@ -149,8 +149,23 @@ test: $(VENV)/.installed hey
 SHELL_SCRIPTS = .ci/run $(wildcard offline/*.sh offline/*/*.sh)
 WORKFLOWS = $(wildcard .github/workflows/*.yml)
 
-.PHONY: lint  ## hadolint, compose config, workflow checks (schema, zizmor), Renovate config, ruff, shellcheck
-lint: $(VENV)/.installed $(DB_PASSWORD_FILE)
+# Kubernetes manifests: every overlay is rendered, then checked against the API schemas of the
+# oldest release they need (preStop's sleep action is on by default from 1.30) and of the newest
+# the validator bundles, then by checkov. All offline: the tools and schemas ship in their wheels.
+K8S_DIR      = deploy/kubernetes
+K8S_OVERLAYS = $(notdir $(wildcard $(K8S_DIR)/overlays/*))
+K8S_VERSIONS = 1.30.0 1.37.0
+K8S_RENDERED = $(K8S_OVERLAYS:%=build/kubernetes/%.yaml)
+
+.PHONY: lint-k8s  ## Render each Kubernetes overlay (build/kubernetes/), validate it per K8S_VERSIONS, run checkov
+lint-k8s: $(VENV)/.installed
+	@mkdir -p build/kubernetes
+	$(foreach overlay,$(K8S_OVERLAYS),$(VENV)/bin/kubectl kustomize $(K8S_DIR)/overlays/$(overlay) > build/kubernetes/$(overlay).yaml &&) true
+	$(foreach version,$(K8S_VERSIONS),$(VENV)/bin/kubernetes-validate --strict --quiet --kubernetes-version $(version) $(K8S_RENDERED) &&) true
+	$(VENV)/bin/checkov --framework kubernetes --skip-download --compact --quiet $(K8S_RENDERED:%=--file %)
+
+.PHONY: lint  ## hadolint, compose config, workflow checks (schema, zizmor), Renovate config, Kubernetes manifests, ruff, shellcheck
+lint: $(VENV)/.installed $(DB_PASSWORD_FILE) lint-k8s
 	$(VENV)/bin/hadolint Dockerfile Dockerfile.distroless Dockerfile.single_stage
 	docker compose config --quiet
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)

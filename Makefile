@@ -117,10 +117,21 @@ bench:
 PIP_COMPILE = $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
               --no-emit-index-url --no-emit-find-links
 
-.PHONY: requirements  ## Re-pin requirements.txt and requirements-dev.txt (with hashes) from their .in files
+.PHONY: requirements  ## Re-pin requirements*.txt (with hashes) from their .in files
 requirements: $(VENV)/.installed
 	$(PIP_COMPILE) requirements.in
 	$(PIP_COMPILE) requirements-dev.in
+	$(PIP_COMPILE) requirements-checkov.in
+
+# checkov's own venv: its pins can't share one with pytest's (requirements-checkov.in says why).
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV       = $(abspath $(CHECKOV_VENV))/bin/checkov
+export CHECKOV
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --requirement requirements-checkov.txt
+	@touch $@
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -142,7 +153,7 @@ hey:
 	  fi; }
 
 .PHONY: test  ## Build the images and prove every claim (needs Docker)
-test: $(VENV)/.installed hey
+test: $(VENV)/.installed $(CHECKOV_VENV)/.installed hey
 	$(VENV)/bin/python -m pytest --durations=15 $(PYTEST_ARGS) $(TEST_PATHS)
 
 # Every shell script in the repository; tests/test_lint.py fails when one is left out.
@@ -158,11 +169,11 @@ K8S_VERSIONS = 1.30.0 1.37.0
 K8S_RENDERED = $(K8S_OVERLAYS:%=build/kubernetes/%.yaml)
 
 .PHONY: lint-k8s  ## Render each Kubernetes overlay (build/kubernetes/), validate it per K8S_VERSIONS, run checkov
-lint-k8s: $(VENV)/.installed
+lint-k8s: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	@mkdir -p build/kubernetes
 	$(foreach overlay,$(K8S_OVERLAYS),$(VENV)/bin/kubectl kustomize $(K8S_DIR)/overlays/$(overlay) > build/kubernetes/$(overlay).yaml &&) true
 	$(foreach version,$(K8S_VERSIONS),$(VENV)/bin/kubernetes-validate --strict --quiet --kubernetes-version $(version) $(K8S_RENDERED) &&) true
-	$(VENV)/bin/checkov --framework kubernetes --skip-download --compact --quiet $(K8S_RENDERED:%=--file %)
+	$(CHECKOV) --framework kubernetes --skip-download --compact --quiet $(K8S_RENDERED:%=--file %)
 
 .PHONY: lint  ## hadolint, compose config, workflow checks (schema, zizmor), Renovate config, Kubernetes manifests, ruff, shellcheck
 lint: $(VENV)/.installed $(DB_PASSWORD_FILE) lint-k8s
@@ -212,4 +223,4 @@ logs:
 clean:
 	-docker compose down --volumes --remove-orphans
 	-docker image rm $(IMAGE):single-stage $(IMAGE):multi-stage $(IMAGE):distroless $(IMAGE):no-bytecode $(IMAGE):distroless-no-bytecode
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) $(CHECKOV_VENV)

@@ -8,6 +8,7 @@ set -euo pipefail
 IMAGE=${1:?usage: build.sh IMAGE [SUITE]}
 SUITE=${2:-trixie}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 LABEL=${3:-}
 
 command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap; } >&2
@@ -50,10 +51,30 @@ CONF
 	find locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
 )
 
+# The official image's sources: the release, its updates and its security suite, in deb822
+# form. With the release alone, every image built on the stand-in would miss security fixes
+# (libpq5's among them) that the official image's users get.
+rm -f "$root/etc/apt/sources.list"
+cat >"$root/etc/apt/sources.list.d/debian.sources" <<SOURCES
+Types: deb
+URIs: $MIRROR
+Suites: $SUITE $SUITE-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.pgp
+
+Types: deb
+URIs: $SECURITY_MIRROR
+Suites: $SUITE-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.pgp
+SOURCES
+# The official image is built with those suites too, so its packages carry their fixes.
+chroot "$root" apt-get update -qq >&2
+chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get dist-upgrade -y -qq >&2
+
 # What debootstrap leaves behind that the official image does not ship.
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old \
 	"$root"/var/log/* "$root"/tmp/* "$root"/root/.bash_history
-echo "deb $MIRROR $SUITE main" >"$root/etc/apt/sources.list"
 : >"$root/etc/machine-id"
 : >"$root/etc/resolv.conf"
 : >"$root/etc/hostname"

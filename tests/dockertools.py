@@ -133,22 +133,28 @@ def image_files(image):
     try:
         proc = subprocess.Popen(["docker", "export", name], stdout=subprocess.PIPE)
         with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-            files = {"/" + entry.name.lstrip("./"): entry for entry in archive}
+            files = {"/" + entry.name.removeprefix("./"): entry for entry in archive}
         assert proc.wait() == 0, f"docker export of {image} failed"
     finally:
         docker_or_fail("rm", name, check=False)
     return files
 
 
-def image_file_text(image, path):
-    """One file's text from an image with no shell to `cat` it: docker cp streams a tar."""
+def image_texts(image, path):
+    """{path: text} of the regular files at or under path in an image with no shell to `cat` them:
+    one `docker cp` streams them all as a tar."""
     name = docker_or_fail("create", image).stdout.strip()
     try:
         proc = subprocess.run(["docker", "cp", f"{name}:{path}", "-"], capture_output=True, check=True, timeout=60)
     finally:
         docker_or_fail("rm", name, check=False)
+    parent = os.path.dirname(path.rstrip("/"))
     with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as archive:
-        return archive.extractfile(archive.next()).read().decode()
+        return {
+            os.path.join(parent, entry.name): archive.extractfile(entry).read().decode()
+            for entry in archive
+            if entry.isfile()
+        }
 
 
 def free_port():

@@ -15,8 +15,8 @@ from dockertools import (
     RUN_ID,
     build,
     docker_or_fail,
-    image_file_text,
     image_files,
+    image_texts,
     inspect,
     tool,
 )
@@ -182,11 +182,11 @@ def test_copied_libraries_are_recorded_for_scanners(distroless_image, files, bas
     }
     new_records = sorted({p for p in files if p.startswith(status)} - set(base_files))
     assert f"{status}libpq5" in new_records, new_records
+    records = image_texts(distroless_image, status)
     owned = set()
     for record in new_records:
         if record.endswith(".md5sums"):
-            text = image_file_text(distroless_image, record)
-            owned |= {"/" + line.split(None, 1)[1] for line in text.splitlines() if line.strip()}
+            owned |= {"/" + line.split(None, 1)[1] for line in records[record].splitlines() if line.strip()}
     assert added, "the runtime-libs layer added no files"
     assert sorted(added - owned) == []
 

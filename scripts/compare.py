@@ -251,7 +251,7 @@ def sbom_counts(image, syft):
     by_type = {}
     for artifact in artifacts:
         by_type[artifact["type"]] = by_type.get(artifact["type"], 0) + 1
-    return {"total": len(artifacts), "by_type": by_type, "tool": f"syft {syft_version(syft)}"}
+    return {"total": len(artifacts), "by_type": by_type}
 
 
 def syft_version(syft):
@@ -467,11 +467,6 @@ def table_rows(results):
     return rows
 
 
-def tool_name(results):
-    """The SBOM tool and version that counted the packages."""
-    return next((r["sbom"]["tool"] for r in results.values() if r.get("sbom")), "an SBOM tool")
-
-
 def text_table(rows):
     """Align rows as a plain-text table: first column left, the others right."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -606,6 +601,7 @@ def main():
         for role, image in images.items()
     }
     data, lines = summary(results)
+    sbom_tool_version = syft_version(args.syft)
     now, nproc = datetime.datetime.now(datetime.UTC), os.cpu_count()
 
     rows = table_rows(results)
@@ -623,7 +619,7 @@ def main():
         f"Measured by `make compare` on {now:%Y-%m-%d}, {nproc} cores, "
         f"Docker {server}, base images `{args.base}`"
         + (f" and `{args.distroless_base}`" if args.distroless else "")
-        + f"; package counts by {tool_name(results)}.",
+        + f"; package counts by syft {sbom_tool_version}.",
     )
     if args.json:
         write(
@@ -637,6 +633,7 @@ def main():
                         "machine": platform.machine(),
                         "python": platform.python_version(),
                         "docker_server_version": server,
+                        "syft_version": sbom_tool_version,
                     },
                     "images": results,
                     "summary": data,

@@ -112,7 +112,7 @@ build-no-bytecode:
 bench:
 	$(PYTHON) scripts/bench.py --image $(IMAGE) --json build/bench.json $(BUILD_FLAGS)
 
-# After editing requirements.in or requirements-dev.in: pins and hashes for every package, and no
+# After editing any requirements*.in: pins and hashes for every package, and no
 # index or find-links lines from this machine's pip configuration.
 PIP_COMPILE = $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
               --no-emit-index-url --no-emit-find-links

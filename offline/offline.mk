@@ -3,7 +3,7 @@
 
 OFFLINE_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 # Goals that need an engine and base images resolve them before make reads further.
-OFFLINE_GOALS := bases build build-single build-multi build-no-bytecode build-distroless compare readme bench test up dev loadtest
+OFFLINE_GOALS := bases build build-single build-multi build-no-bytecode build-distroless compare bench test up dev loadtest
 
 ifneq ($(filter $(OFFLINE_GOALS),$(MAKECMDGOALS)),)
 offline_ok := $(shell PYTHON_IMAGE='$(PYTHON_IMAGE)' POSTGRES_IMAGE='$(POSTGRES_IMAGE)' NGINX_IMAGE='$(NGINX_IMAGE)' \

@@ -82,11 +82,11 @@ def dockerfile_user(dockerfile):
     return int(uid), int(gid)
 
 
-def dockerfile_healthcheck_port(dockerfile):
-    """The port the HEALTHCHECK asks when PORT is unset."""
+def dockerfile_port_defaults(dockerfile):
+    """The ports the Dockerfile's programs (HEALTHCHECK, bytecode warm-up) ask when PORT is unset."""
     found = re.findall(r"os\.environ\.get\('PORT', '(\d+)'\)", (ROOT / dockerfile).read_text())
-    assert len(found) == 1, f"{dockerfile}: {found}"
-    return int(found[0])
+    assert found, f"{dockerfile} names no default PORT"
+    return [int(port) for port in found]
 
 
 def compose():

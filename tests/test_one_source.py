@@ -147,7 +147,8 @@ def app_ports():
     for dockerfile in ["Dockerfile.single_stage", *SHIPPED_DOCKERFILES]:
         ports[f"{dockerfile} EXPOSE"] = int(facts.dockerfile_lines(dockerfile, "EXPOSE")[-1])
     for dockerfile in SHIPPED_DOCKERFILES:
-        ports[f"{dockerfile} HEALTHCHECK"] = facts.dockerfile_healthcheck_port(dockerfile)
+        for i, port in enumerate(facts.dockerfile_port_defaults(dockerfile)):
+            ports[f"{dockerfile} default PORT #{i + 1}"] = port
     upstream = [value for value in facts.nginx("set") if value.startswith("$app ")]
     ports["proxy/nginx.conf upstream"] = int(upstream[0].rsplit(":", 1)[1])
     for overlay in OVERLAYS:

@@ -75,15 +75,16 @@ COPY --link . ./
 # writes bytecode for exactly the modules that starting, serving and the HEALTHCHECK import,
 # and for none of the rest. Adapting the template? Add the paths your app serves to the list.
 RUN ["python", "-c", "\
-import os, signal, sys, time, urllib.request\n\
-url = 'http://127.0.0.1:%s' % os.environ.get('PORT', '8000')\n\
+import http.client, os, signal, sys, time\n\
+port = int(os.environ.get('PORT', '8000'))\n\
 server = os.spawnvp(os.P_NOWAIT, 'gunicorn', ['gunicorn', '--config', 'gunicorn.conf.py', 'app:app'])\n\
-client = urllib.request.OpenerDirector()  # without an error processor: a 503 is an answer too\n\
-client.add_handler(urllib.request.HTTPHandler())\n\
 for attempt in range(100):\n\
-    try: client.open(url + '/healthz', timeout=1); break\n\
-    except OSError: time.sleep(0.1)\n\
-for path in ['/', '/readyz', '/visits']: client.open(url + path, timeout=10).read()\n\
+    try: http.client.HTTPConnection('127.0.0.1', port).connect(); break\n\
+    except ConnectionRefusedError: time.sleep(0.1)  # not listening yet\n\
+for path in ['/', '/readyz', '/visits']:\n\
+    client = http.client.HTTPConnection('127.0.0.1', port, timeout=10)\n\
+    client.request('GET', path)\n\
+    client.getresponse().read()  # any status will do: the route's imports run either way\n\
 os.kill(server, signal.SIGTERM)\n\
 sys.exit(os.waitstatus_to_exitcode(os.waitpid(server, 0)[1]))\n\
 "]
@@ -93,7 +94,7 @@ EXPOSE 8000
 
 # Exec form and the standard library only: no shell, no curl in the image.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --start-interval=1s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=2)"]
+    CMD ["python", "-c", "import http.client, os; c = http.client.HTTPConnection('127.0.0.1', int(os.environ.get('PORT', '8000')), timeout=2); c.request('GET', '/healthz'); raise SystemExit(c.getresponse().status != 200)"]
 
 # Exec form: gunicorn is PID 1 and receives docker stop's SIGTERM itself.
 CMD ["gunicorn", "--config", "gunicorn.conf.py", "app:app"]

@@ -13,8 +13,8 @@ from dockertools import BASE_IMAGES, Container, docker_or_fail, http, image_file
 
 pytestmark = [pytest.mark.docker, pytest.mark.compose]
 PYC = re.compile(r"^(?P<dir>/.*)/__pycache__/(?P<stem>[^/]+)\.cpython-\d+\.pyc$")
-FROM_BYTECODE = re.compile(r"^# (/\S+\.pyc) matches (/\S+\.py)$")
-FROM_SOURCE = re.compile(r"^# code object from (/\S+\.py)$")
+FROM_BYTECODE = re.compile(r"# (/\S+\.pyc) matches (/\S+\.py)$", re.MULTILINE)
+FROM_SOURCE = re.compile(r"# code object from (/\S+\.py)$", re.MULTILINE)
 # Modules these images carry and the app never imports: pip's and the test tooling's helpers,
 # optional workers, debuggers, the standard library's test and async machinery.
 NEVER_IMPORTED = [
@@ -66,6 +66,9 @@ def verbose_run(image, stack):
         f"{stack.project}_default",
         "--env",
         "PYTHONVERBOSE=1",
+        # One worker: two would write their import lines to the same pipe at once.
+        "--env",
+        "WEB_CONCURRENCY=1",
         "--env",
         "PGHOST=db",
         "--env",
@@ -93,12 +96,12 @@ def verbose_run(image, stack):
         assert healthcheck[0] == "CMD", healthcheck
         verbose = docker_or_fail("exec", "--env", "PYTHONVERBOSE=1", app.name, *healthcheck[1:]).stderr
         docker_or_fail("stop", app.name)
-        lines = (app.logs() + verbose).splitlines()
+        logs = app.logs() + verbose
     finally:
         app.remove()
     return {
-        "bytecode": {m[2]: m[1] for m in map(FROM_BYTECODE.match, lines) if m},
-        "source": sorted({m[1] for m in map(FROM_SOURCE.match, lines) if m}),
+        "bytecode": {py: pyc for pyc, py in FROM_BYTECODE.findall(logs)},
+        "source": sorted(set(FROM_SOURCE.findall(logs))),
     }
 
 

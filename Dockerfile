@@ -70,8 +70,8 @@ WORKDIR /app
 COPY --link . ./
 
 # The base image ships no .pyc files, pip installed the venv without them, and the app user
-# can't write them: every worker would compile what it imports on every start (`make compare`'s
-# no-bytecode row shows the cost). Starting gunicorn and serving a few requests once, as root,
+# can't write them: every worker would compile what it imports on every start, several times
+# slower than loading bytecode. Starting gunicorn and serving a few requests once, as root,
 # writes bytecode for exactly the modules that starting, serving and the HEALTHCHECK import,
 # and for none of the rest. Adapting the template? Add the paths your app serves to the list.
 RUN ["python", "-c", "\

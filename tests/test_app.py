@@ -1,9 +1,13 @@
 """Fast host-only tests of app.py with Flask's test client: no Docker, no database needed."""
 
+import importlib.util
 import io
 import os
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -11,7 +15,8 @@ import pytest
 import app as app_module
 
 PASSWORD = "s3cret-pw-do-not-leak"
-BIG_BODY = b"x" * (64 * 1024 + 1)
+BIG_BODY = b"x" * (app_module.app.config["MAX_CONTENT_LENGTH"] + 1)
+APP_PY = Path(app_module.__file__)
 
 
 @pytest.fixture
@@ -38,7 +43,7 @@ def fake_connect(monkeypatch, unreachable_db):
     calls = []
 
     def connect(*args, **kwargs):
-        calls.append(kwargs)
+        calls.append({"dsn": args[0] if args else "", **kwargs})
         raise psycopg2.OperationalError("refused by test double")
 
     monkeypatch.setattr(psycopg2, "connect", connect)
@@ -211,11 +216,11 @@ def test_connect_bounds_every_wait(client, fake_connect, monkeypatch):
     monkeypatch.setenv("PGOPTIONS", "-c search_path=demo")
     client.get("/readyz")
     kwargs = fake_connect[0]
-    assert kwargs["connect_timeout"] == "3"
+    assert kwargs["connect_timeout"] == app_module.CONNECT_TIMEOUT_S
     assert kwargs["options"] == (
         "-c statement_timeout=2000 -c idle_in_transaction_session_timeout=5000 -c search_path=demo"
     )
-    assert kwargs["keepalives"] == 1
+    assert "keepalives=1 " in kwargs["dsn"] + " "
     assert kwargs["tcp_user_timeout"] == 2000
 
 
@@ -226,34 +231,56 @@ def test_version_numbers_are_formatted():
 
 
 def _seen_remote_addr(remote_addr, forwarded_for, allowed, monkeypatch):
-    """REMOTE_ADDR as the app sees it behind ForwardedFor, for a peer and its X-Forwarded-For."""
-    monkeypatch.setenv("FORWARDED_ALLOW_IPS", allowed)
-    seen = {}
-
-    def inner(environ, start_response):
-        seen["addr"] = environ["REMOTE_ADDR"]
-        start_response("204 No Content", [])
-        return []
-
-    environ = {
-        "REMOTE_ADDR": remote_addr,
-        "HTTP_X_FORWARDED_FOR": forwarded_for,
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": "/",
-        "wsgi.url_scheme": "http",
-    }
-    app_module.ForwardedFor(inner)(environ, lambda *args: None)
-    return seen["addr"]
+    """REMOTE_ADDR as a view sees it, in an app imported with FORWARDED_ALLOW_IPS=allowed (None: unset)."""
+    if allowed is None:
+        monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    else:
+        monkeypatch.setenv("FORWARDED_ALLOW_IPS", allowed)
+    spec = importlib.util.spec_from_file_location("app_with_env", APP_PY)
+    fresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fresh)
+    monkeypatch.setitem(fresh.app.view_functions, "index", lambda: fresh.request.remote_addr)
+    response = fresh.app.test_client().get(
+        "/", headers={"X-Forwarded-For": forwarded_for}, environ_base={"REMOTE_ADDR": remote_addr}
+    )
+    return response.get_data(as_text=True)
 
 
-def test_forwarded_for_is_ignored_from_an_untrusted_peer(monkeypatch):
+def test_forwarded_for_is_ignored_without_a_proxy_in_front(monkeypatch):
     """A client that reaches gunicorn directly can't choose the address the access log names."""
+    assert _seen_remote_addr("172.17.0.1", "203.0.113.9", None, monkeypatch) == "172.17.0.1"
+
+
+def test_forwarded_for_is_ignored_unless_every_peer_is_trusted(monkeypatch):
+    """With a list of trusted peers, the app can't tell which peer sent the header: it trusts none."""
     assert _seen_remote_addr("172.17.0.1", "203.0.113.9", "127.0.0.1,::1", monkeypatch) == "172.17.0.1"
+    assert _seen_remote_addr("127.0.0.1", "203.0.113.9", "127.0.0.1,::1", monkeypatch) == "127.0.0.1"
 
 
-def test_forwarded_for_names_the_client_behind_a_trusted_proxy(monkeypatch):
-    """From a peer in FORWARDED_ALLOW_IPS (a network here), the proxy's X-Forwarded-For counts."""
-    assert _seen_remote_addr("172.18.0.4", "198.51.100.7", "172.18.0.0/16", monkeypatch) == "198.51.100.7"
+def test_forwarded_for_names_the_client_when_only_the_proxy_reaches_gunicorn(monkeypatch):
+    """FORWARDED_ALLOW_IPS=* (compose.yaml: only nginx reaches gunicorn): the proxy's X-Forwarded-For counts."""
+    assert _seen_remote_addr("172.18.0.4", "198.51.100.7", "*", monkeypatch) == "198.51.100.7"
+
+
+def test_app_imports_without_gunicorn():
+    """app.py is a plain WSGI app: importing it (and serving a request) needs no gunicorn module."""
+    code = (
+        "import sys\n"
+        "class NoGunicorn:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'gunicorn':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, NoGunicorn())\n"
+        "import app\n"
+        "assert app.app.test_client().get('/healthz').status_code == 200\n"
+        "print(sorted(m for m in sys.modules if m.startswith('gunicorn')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "FORWARDED_ALLOW_IPS"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=APP_PY.parent, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_body_shorter_than_content_length_is_json_400(client, fake_connect, caplog):

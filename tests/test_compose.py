@@ -3,11 +3,12 @@
 import json
 import time
 
+import facts
 import pytest
 from dockertools import docker_or_fail, http
 
 pytestmark = [pytest.mark.docker, pytest.mark.compose]
-CONNECT_TIMEOUT = 3  # the app's libpq connect_timeout (PGCONNECT_TIMEOUT default in app.py)
+CONNECT_TIMEOUT = facts.app_fact("CONNECT_TIMEOUT_S")  # the app's libpq connect_timeout
 
 
 @pytest.fixture(params=["multi-stage", "distroless"])

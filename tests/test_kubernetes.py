@@ -1,13 +1,13 @@
 """deploy/kubernetes as `make lint` checks it: every overlay renders, validates against the named
 Kubernetes releases and passes checkov; and what the rendered objects promise, field by field."""
 
-import ast
 import json
 import os
 import subprocess
 
+import facts
 import pytest
-from dockertools import ROOT, make_variable, tool
+from dockertools import make_variable, tool
 from manifests import K8S_DIR, OVERLAYS, Rendered, kustomize
 
 
@@ -33,14 +33,6 @@ def rendered_files(tmp_path_factory):
 def rendered(request):
     """One overlay, rendered."""
     return Rendered(request.param)
-
-
-def gunicorn_setting(name):
-    """A literal setting of gunicorn.conf.py, read without running it."""
-    for node in ast.parse((ROOT / "gunicorn.conf.py").read_text()).body:
-        if isinstance(node, ast.Assign) and [target.id for target in node.targets] == [name]:
-            return ast.literal_eval(node.value)
-    raise AssertionError(f"gunicorn.conf.py sets no {name}")
 
 
 def test_make_lint_renders_every_overlay():
@@ -160,12 +152,12 @@ def test_service_targets_the_container_port(rendered):
 def test_termination_grace_covers_pre_stop_and_graceful_timeout(rendered):
     """terminationGracePeriodSeconds outlasts the preStop sleep plus gunicorn's graceful_timeout."""
     pre_stop = rendered.container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
-    assert rendered.pod["terminationGracePeriodSeconds"] > pre_stop + gunicorn_setting("graceful_timeout")
+    assert rendered.pod["terminationGracePeriodSeconds"] > pre_stop + facts.gunicorn_settings()["graceful_timeout"]
 
 
 def test_probe_timeouts_fit_the_app(rendered):
-    """Readiness waits longer than the app's 3 s connect_timeout, so the app's 503 is the answer;
+    """Readiness waits longer than the app's connect_timeout, so the app's 503 is the answer;
     liveness and startup stay short: /healthz never waits on the database."""
-    assert rendered.probe("readinessProbe")[2] > 3
+    assert rendered.probe("readinessProbe")[2] > facts.app_fact("CONNECT_TIMEOUT_S")
     assert rendered.probe("livenessProbe")[2] <= 2
     assert rendered.probe("startupProbe")[2] <= 2

@@ -1,4 +1,6 @@
-"""Every default is set in one place: edit it there, in a copy of the template, and everything follows."""
+"""Every default is set in one place: edit it there, in a copy of the template, and everything follows.
+A fact that several product files must state (body limit, timeouts, ports, UIDs) is read from each
+of them: these tests fail when the copies disagree, or when the timeouts stop nesting."""
 
 import json
 import os
@@ -7,8 +9,10 @@ import shutil
 import subprocess
 import sys
 
+import facts
 import pytest
-from dockertools import copy_tracked, dockerfile_arg, make_variable
+from dockertools import ROOT, copy_tracked, dockerfile_arg, make_variable
+from manifests import OVERLAYS, Rendered
 
 # What a user would switch to; nothing is pulled or built, so the tags need not exist here.
 NEW = {
@@ -96,3 +100,98 @@ def test_tests_read_the_edited_defaults(edited):
 def test_single_stage_names_the_same_python_as_multi_stage():
     """The baseline is only comparable on the same base; make passes Dockerfile's to both anyway."""
     assert dockerfile_arg("PYTHON_IMAGE", "Dockerfile.single_stage") == dockerfile_arg("PYTHON_IMAGE")
+
+
+# --- facts stated in several files ------------------------------------------------------------
+
+# Which image each Kubernetes overlay runs (its images: newTag is the tag `make build` gives it).
+OVERLAY_DOCKERFILES = {"multi-stage": "Dockerfile", "distroless": "Dockerfile.distroless"}
+SHIPPED_DOCKERFILES = sorted(set(OVERLAY_DOCKERFILES.values()))
+
+
+def test_nginx_refuses_what_the_app_would_refuse():
+    """proxy/nginx.conf's client_max_body_size is app.py's MAX_CONTENT_LENGTH, and a body up to it
+    fits nginx's in-memory buffer."""
+    limit = facts.app_fact("MAX_CONTENT_LENGTH")
+    assert facts.nginx_bytes("client_max_body_size") == limit
+    assert facts.nginx_bytes("client_body_buffer_size") >= limit
+
+
+def test_gunicorn_outwaits_the_apps_worst_database_wait():
+    """gunicorn kills a worker only after the app's connect timeout plus its statement timeout."""
+    worst = facts.app_fact("CONNECT_TIMEOUT_S") + facts.app_fact("STATEMENT_TIMEOUT_MS") / 1000
+    assert facts.gunicorn_settings()["timeout"] > worst
+
+
+def test_nginx_outwaits_gunicorn():
+    """nginx gives up on an answer (proxy_read_timeout) only after gunicorn would have killed the worker."""
+    assert facts.nginx_seconds("proxy_read_timeout") > facts.gunicorn_settings()["timeout"]
+
+
+def test_gunicorn_drains_before_compose_kills_it():
+    """gunicorn's graceful_timeout ends before compose's stop grace period (Docker's 10 s by default)."""
+    grace = facts.compose_seconds(facts.compose()["services"]["web"].get("stop_grace_period", "10s"))
+    assert facts.gunicorn_settings()["graceful_timeout"] < grace
+
+
+def test_nginx_drains_before_compose_kills_it():
+    """The proxy's stop grace period outlasts nginx's client timeouts and its worker_shutdown_timeout."""
+    grace = facts.compose_seconds(facts.compose()["services"]["proxy"]["stop_grace_period"])
+    waits = ("client_header_timeout", "client_body_timeout", "worker_shutdown_timeout")
+    assert grace > max(facts.nginx_seconds(name) for name in waits)
+
+
+def app_ports():
+    """Every statement of the port gunicorn listens on: {where: port}."""
+    ports = {"gunicorn.conf.py bind": facts.gunicorn_port()}
+    for dockerfile in ["Dockerfile.single_stage", *SHIPPED_DOCKERFILES]:
+        ports[f"{dockerfile} EXPOSE"] = int(facts.dockerfile_lines(dockerfile, "EXPOSE")[-1])
+    for dockerfile in SHIPPED_DOCKERFILES:
+        for i, port in enumerate(facts.dockerfile_port_defaults(dockerfile)):
+            ports[f"{dockerfile} default PORT #{i + 1}"] = port
+    upstream = [value for value in facts.nginx("set") if value.startswith("$app ")]
+    ports["proxy/nginx.conf upstream"] = int(upstream[0].rsplit(":", 1)[1])
+    for overlay in OVERLAYS:
+        ports[f"{overlay} containerPort"] = Rendered(overlay).port("http")
+    # The tooling that publishes the container's port (tests, make compare).
+    for path in ("tests/dockertools.py", "scripts/compare.py"):
+        found = re.findall(r"127\.0\.0\.1::(\d+)|\"(\d+)/tcp\"", (ROOT / path).read_text())
+        assert found, f"{path} no longer publishes the app's port: update this test"
+        for i, number in enumerate(found):
+            ports[f"{path} publish #{i + 1}"] = int("".join(number))
+    return ports
+
+
+def test_every_file_names_the_same_app_port():
+    """gunicorn's bind, EXPOSE, the HEALTHCHECK, nginx's upstream, the pods' containerPort and the tools agree."""
+    ports = app_ports()
+    assert len(set(ports.values())) == 1, ports
+
+
+def test_compose_publishes_the_port_nginx_listens_on():
+    """compose.yaml maps and health-checks the port proxy/nginx.conf listens on."""
+    listen = int(facts.nginx_one("listen"))
+    proxy = facts.compose()["services"]["proxy"]
+    assert [int(str(mapping).rsplit(":", 1)[1]) for mapping in proxy["ports"]] == [listen]
+    assert f"127.0.0.1:{listen}/" in " ".join(proxy["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pod_runs_as_the_images_user(overlay):
+    """Each overlay's runAsUser/runAsGroup/fsGroup are the numeric USER of the Dockerfile it runs."""
+    uid, gid = facts.dockerfile_user(OVERLAY_DOCKERFILES[overlay])
+    rendered = Rendered(overlay)
+    assert (rendered.security("runAsUser"), rendered.security("runAsGroup")) == (uid, gid)
+    assert rendered.pod["securityContext"]["fsGroup"] == gid
+
+
+def test_dockerfile_creates_the_user_it_runs_as():
+    """The multi-stage image's groupadd/useradd make the UID and GID its USER names."""
+    text = (ROOT / "Dockerfile").read_text()
+    assert [int(n) for n in re.findall(r"groupadd --gid (\d+)", text)] == [facts.dockerfile_user("Dockerfile")[1]]
+    assert [int(n) for n in re.findall(r"useradd --uid (\d+)", text)] == [facts.dockerfile_user("Dockerfile")[0]]
+
+
+def test_compose_leaves_the_user_to_the_image():
+    """compose.yaml sets no user for the app: the image's USER is the one source."""
+    assert "user" not in facts.compose()["services"]["web"]

@@ -70,8 +70,10 @@ RUN python -c "import flask, gunicorn.app.wsgiapp, gunicorn.glogging, gunicorn.w
 # Code is owned by root and only readable by the app user: a compromised worker can't rewrite it.
 # The context is .dockerignore's allowlist, so that list alone says which files ship
 # (requirements.txt comes along: 15 kB, and a record of what the venv holds).
+# --chmod: a checkout's modes don't reach the image (under umask 077 they are 0600, which the
+# app user could not read); 0755 because it applies to directories too, which need x.
 WORKDIR /app
-COPY --link . ./
+COPY --link --chmod=0755 . ./
 
 USER 10001:10001
 EXPOSE 8000

@@ -8,13 +8,13 @@ Package counts come from an SBOM tool (syft) rather than from dpkg or pip inside
 has neither, and a scanner's count is the attack surface a scanner sees. Compilers are looked up in the
 image's own file tree for the same reason: there is no shell to ask.
 
-Size is one figure on every image store: the bytes the image's layers unpack to, read from `docker save`
-(each layer's regular files plus its symlinks' targets, a hard link once). On the classic store that is
-`docker image inspect`'s Size to the byte (overlay2 sums the same over each layer's directory); on the
-containerd image store (Docker 29's default, Docker Desktop) inspect's Size is the compressed content instead,
-so this script never reads it. `docker save` writes plain layer tars on the classic store and gzip-compressed
-ones on the containerd store; both are read here. The compressed column is gzip -6 of each plain layer tar,
-recomputed, so it too is the same on both stores.
+Size is one figure on every image store: the bytes of file content in the image's layers (the sizes of the
+entries of each layer tar, summed over the layers: dive's image size), read from `docker save`. On the classic
+store `docker image inspect`'s Size agrees within 0.1% (overlay2 counts some symlinks' targets too); on the
+containerd image store (Docker 29's default, Docker Desktop) inspect's Size is the packed content instead
+(moby/moby#53426 adds the unpacked snapshots to it), so this script never reads it. `docker save` writes
+plain layer tars on the classic store and gzip-compressed ones on the containerd store; both are read here.
+The compressed column is gzip -6 of each plain layer tar, recomputed, so it too is the same on both stores.
 
 Wasted bytes and efficiency follow dive's filetree.Efficiency (wagoodman/dive, dive/filetree/efficiency.go):
 every leaf path of every layer tar is a copy of that path; a whiteout counts as a copy sized like the
@@ -63,8 +63,8 @@ TOOLCHAIN_FILES = re.compile(  # compilers, binutils, headers, static libraries,
 )
 WHITEOUT = ".wh."
 SIZE_DEFINITION = (
-    "bytes the layers unpack to (regular files and symlink targets, a hard link once, each layer counted),"
-    " read from docker save: the same on the classic and the containerd image store"
+    "bytes of file content in the image's layers (each layer tar's entry sizes, summed over the layers, as dive"
+    " counts them), read from docker save: the same on the classic and the containerd image store"
 )
 COMPILERS = re.compile(r"^/(usr/)?(local/)?bin/(gcc|cc|make|[\w.]+-linux-gnu-gcc[\w.-]*)$")
 
@@ -149,16 +149,11 @@ def uncompressed(blob):
 
 
 def layer_nodes(stream):
-    """Map a layer tar's paths to (size, is_dir) as dive's AddPath does; also sum the entries' sizes
-    (dive's layer size) and the bytes the layer unpacks to (Size: regular files, symlink targets)."""
-    nodes, content_bytes, unpacked_bytes = {}, 0, 0
+    """Map a layer tar's paths to (size, is_dir) as dive's AddPath does; also sum the entries' sizes."""
+    nodes, content_bytes = {}, 0
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
             content_bytes += member.size
-            if member.isreg():
-                unpacked_bytes += member.size
-            elif member.issym():
-                unpacked_bytes += len(member.linkname.encode())
             path = posixpath.normpath(member.name).strip("/")
             if path in ("", "."):
                 continue
@@ -167,7 +162,7 @@ def layer_nodes(stream):
                 nodes.setdefault("/" + "/".join(parts[:i]), (0, False))
             if not parts[-1].startswith(WHITEOUT + WHITEOUT):  # dive skips .wh..wh..opq markers
                 nodes["/" + path] = (member.size, member.isdir())
-    return nodes, content_bytes, unpacked_bytes
+    return nodes, content_bytes
 
 
 def read_archive(image, compress=True):
@@ -197,9 +192,9 @@ def read_save_stream(stream, compress=True):
                 continue
             reader = LayerReader(uncompressed(data), compress)
             try:
-                nodes, content_bytes, unpacked_bytes = layer_nodes(reader)
+                nodes, content_bytes = layer_nodes(reader)
             except tarfile.ReadError:  # the image config or an OCI index or manifest, not a layer
-                nodes, content_bytes, unpacked_bytes = None, 0, 0
+                nodes, content_bytes = None, 0
             reader.finish()
             blobs[member.name] = {
                 "name": member.name,
@@ -207,7 +202,6 @@ def read_save_stream(stream, compress=True):
                 "tar_bytes": reader.raw_bytes,
                 "gzip_bytes": reader.gzip_bytes,
                 "content_bytes": content_bytes,
-                "unpacked_bytes": unpacked_bytes,
                 "nodes": nodes,
             }
     if manifest is None:
@@ -218,9 +212,9 @@ def read_save_stream(stream, compress=True):
     return [blobs[name] for name in manifest[0]["Layers"]]
 
 
-def unpacked_size(layers):
-    """Size: the bytes the image's layers unpack to, each layer counted (a layer listed twice, twice)."""
-    return sum(layer["unpacked_bytes"] for layer in layers)
+def image_size(layers):
+    """Size: the bytes of file content in the image's layers, each layer counted (one listed twice, twice)."""
+    return sum(layer["content_bytes"] for layer in layers)
 
 
 def self_and_ancestors(path):
@@ -275,7 +269,7 @@ def dive_efficiency(layers):
     return {
         "wasted_bytes": wasted,
         "efficiency": sum(smallest.values()) / total if total else 1.0,
-        "size_bytes": sum(layer["content_bytes"] for layer in layers),
+        "size_bytes": image_size(layers),
         "user_size_bytes": user_bytes,
         "wasted_user_percent": 100 * wasted / user_bytes if user_bytes else 0.0,
     }
@@ -418,11 +412,10 @@ def measure(role, image, base_diff_ids, runs, errors, syft):
     step("archive", "size, compressed size, wasted bytes, composition (docker save)", lambda: read_archive(image))
     layers = result.pop("archive")
     if layers is not None:
-        result["size_bytes"] = unpacked_size(layers)
+        result["size_bytes"] = image_size(layers)
         result["compressed_bytes"] = sum({layer["name"]: layer["gzip_bytes"] for layer in layers}.values())
         result["layer_details"] = [
-            {k: layer[k] for k in ("name", "diff_id", "tar_bytes", "gzip_bytes", "content_bytes", "unpacked_bytes")}
-            for layer in layers
+            {k: layer[k] for k in ("name", "diff_id", "tar_bytes", "gzip_bytes", "content_bytes")} for layer in layers
         ]
         step("dive", "dive efficiency", lambda: dive_efficiency(layers))
         result["composition_bytes"] = composition(layers, result["base_layers"])

@@ -104,9 +104,9 @@ def inspect(image):
 
 
 def image_size(image):
-    """The image's Size as `make compare` reports it: the bytes its layers unpack to, read from
+    """The image's Size as `make compare` reports it: the bytes of file content in its layers, read from
     `docker save`, so the same on both image stores (inspect's Size is packed content on containerd's)."""
-    return compare.unpacked_size(compare.read_archive(image, compress=False))
+    return compare.image_size(compare.read_archive(image, compress=False))
 
 
 def image_store():

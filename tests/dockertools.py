@@ -256,7 +256,8 @@ def tool(name):
 
 def make_variable(name, cwd=ROOT, env=None):
     """The value the Makefile in cwd gives a variable, without running any of its targets.
-    A second makefile holds the printing rule: `--eval` would need GNU make 3.82, and macOS has 3.81."""
+    A second makefile holds the printing rule: evaluating it from the command line needs GNU make 3.82,
+    and macOS has 3.81."""
     with tempfile.NamedTemporaryFile("w", suffix=".mk") as printer:
         printer.write(f"print-variable:\n\t@echo $({name})\n")
         printer.flush()

@@ -3,6 +3,7 @@
 import os
 import re
 
+import certifi
 import pytest
 from dockertools import (
     CA_BUNDLE,
@@ -105,7 +106,7 @@ def test_build_context_leftovers_absent_from_every_layer(which, request, context
 @pytest.fixture(scope="module")
 def canary_ca_bundle(tmp_path_factory):
     """A real CA bundle plus a unique line: still valid for pip, recognisable in any layer."""
-    source = CA_BUNDLE or "/etc/ssl/certs/ca-certificates.crt"
+    source = CA_BUNDLE or certifi.where()  # any valid bundle; hosts keep theirs in different places
     marker = f"# ca-canary-{RUN_ID}"
     path = tmp_path_factory.mktemp("ca") / "bundle.pem"
     path.write_text(open(source).read() + f"\n{marker}\n")

@@ -125,15 +125,25 @@ start() {
 			ip link set "$BRIDGE" up
 			rules -D 2>/dev/null || true
 			rules -A
-			flags+=(--data-root "$state" --exec-root "$run" --bridge "$BRIDGE"
+			# --live-restore is what keeps the host's docker0 alive: on every start but the first,
+			# dockerd deletes its stored "bridge" network and, where default address pools are
+			# set and live restore is off, the interface named docker0 too, whoever owns it
+			# (moby daemon/daemon_unix.go, configureNetworking: removeDefaultBridgeInterface).
+			flags+=(--data-root "$state" --exec-root "$run" --bridge "$BRIDGE" --live-restore
 				--default-address-pool "base=$POOL,size=24" --iptables=false --ip-masq=false)
 		fi
+		local docker0=
+		ip link show docker0 >/dev/null 2>&1 && docker0=1
 		say "starting dockerd on $socket${STORE:+ with the $STORE image store} (log: $LOG)"
 		# Not a service manager's child: CI machines and containers often have no systemd.
 		setsid dockerd "${flags[@]}" >>"$LOG" 2>&1 </dev/null &
 	fi
 	for _ in $(seq "$WAIT"); do
 		if DOCKER_HOST=unix://$socket docker info >/dev/null 2>&1; then
+			if [ -n "${docker0:-}" ] && [ -n "$separate" ] && ! ip link show docker0 >/dev/null 2>&1; then
+				say "starting the dockerd on $socket removed the host's docker0: the other engine's containers are cut off"
+				exit 1
+			fi
 			return 0
 		fi
 		sleep 1

@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -293,15 +294,43 @@ def composition(layers, base_layers):
     return totals
 
 
+def save_oci_layout(image, dest):
+    """`docker save IMAGE` unpacked into dest as an OCI layout whose index.json names the image's own
+    manifest. The containerd store's index.json names an index (the image and its attestations), which
+    syft's oci-dir reader refuses, and its gzip layers defeat syft's docker-archive reader."""
+    proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+        for member in archive:
+            target = pathlib.Path(dest, member.name)
+            if not member.isfile() or ".." in pathlib.PurePosixPath(member.name).parts:
+                continue  # only blobs and the few JSON files, never a path outside dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as out:
+                shutil.copyfileobj(archive.extractfile(member), out)
+    stderr = proc.stderr.read().decode(errors="replace").strip()
+    if proc.wait() != 0:
+        raise RuntimeError(f"`docker save` exited {proc.returncode}: {stderr}")
+    index_path = pathlib.Path(dest, "index.json")
+    index = json.loads(index_path.read_text())
+    while index["manifests"][0]["mediaType"].endswith("image.index.v1+json"):
+        nested = json.loads(pathlib.Path(dest, "blobs", *index["manifests"][0]["digest"].split(":")).read_text())
+        runnable = [m for m in nested["manifests"] if (m.get("platform") or {}).get("os") != "unknown"]
+        index = {**index, "manifests": runnable[:1]}
+    index_path.write_text(json.dumps(index))
+
+
 def sbom_counts(image, syft):
-    """Packages syft finds in the image, by type (deb, python, binary, ...) and in all."""
-    proc = subprocess.run(
-        [syft, "scan", f"docker:{image}", "--output", "syft-json", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
-    )
+    """Packages syft finds in the image, by type (deb, python, binary, ...) and in all. syft reads the
+    image's OCI layout from `docker save`, which both image stores write (Docker 25+)."""
+    with tempfile.TemporaryDirectory(prefix="compare-sbom-") as layout:
+        save_oci_layout(image, layout)
+        proc = subprocess.run(
+            [syft, "scan", f"oci-dir:{layout}", "--output", "syft-json", "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"syft exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
     artifacts = json.loads(proc.stdout)["artifacts"]

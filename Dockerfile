@@ -66,8 +66,10 @@ ENV PATH=/opt/venv/bin:$PATH \
 # Code is owned by root and only readable by the app user: a compromised worker can't rewrite it.
 # The context is .dockerignore's allowlist, so that list alone says which files ship
 # (requirements.txt comes along: 15 kB, and a record of what the venv holds).
+# --chmod: a checkout's modes don't reach the image (under umask 077 they are 0600, which the
+# app user could not read); 0755 because it applies to directories too, which need x.
 WORKDIR /app
-COPY --link . ./
+COPY --link --chmod=0755 . ./
 
 # The base image ships no .pyc files, pip installed the venv without them, and the app user
 # can't write them: every worker would compile what it imports on every start, several times

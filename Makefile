@@ -22,6 +22,8 @@ DOCKERFILE      = $(if $(filter distroless,$(VARIANT)),Dockerfile.distroless,Doc
 # A CA bundle for TLS-intercepting proxies, handed to pip as a build secret (never a layer).
 CA_BUNDLE      ?= $(firstword $(PIP_CERT) $(SSL_CERT_FILE) $(REQUESTS_CA_BUNDLE))
 PYTHON         ?= python3
+# The oldest Python the host tools run on (pyproject.toml's ruff target-version says the same).
+PYTHON_MIN     := 3.11
 VENV           ?= .venv
 PYTEST_ARGS    ?=
 # The compose stack's published port: compose.yaml's default, unless WEB_PORT is set.
@@ -29,6 +31,16 @@ WEB_PORT       ?= $(call compose_default,WEB_PORT)
 TEST_PATHS     ?= tests
 # Where the compose stack reads the database password; created on first use, never committed.
 DB_PASSWORD_FILE ?= .secrets/db_password
+
+comma := ,
+# Goals that run host tools in a venv check the Python first: a missing or too-old one fails here,
+# at once, naming the version needed, rather than half-way through creating a venv.
+ifneq ($(filter compare readme bench test lint lint-k8s requirements loadtest,$(MAKECMDGOALS)),)
+python_check := $(shell $(PYTHON) -c 'import sys; print("ok" if sys.version_info >= ($(subst .,$(comma),$(PYTHON_MIN)),) else "Python " + sys.version.split()[0])' 2>&1)
+ifneq ($(python_check),ok)
+$(error PYTHON=$(PYTHON) is $(or $(python_check),missing); these tools need Python $(PYTHON_MIN) or later: install it or set PYTHON=/path/to/python3)
+endif
+endif
 
 # The offline/ scaffolding (engine bootstrap, stand-in base images) plugs in here when present;
 # delete the folder and everything below works against a normal Docker setup.
@@ -51,7 +63,6 @@ BUILD_FLAGS = --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
               --build-arg CREATED=$(CREATED) \
               --build-arg SOURCE_URL=$(SOURCE_URL) \
               $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE))
-comma := ,
 
 export IMAGE PYTHON_IMAGE DEBIAN_IMAGE DISTROLESS_IMAGE POSTGRES_IMAGE NGINX_IMAGE VARIANT DOCKERFILE CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED SOURCE_URL WEB_PORT
 
@@ -143,22 +154,8 @@ $(VENV)/.installed: requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --requirement requirements-dev.txt
 	@touch $@
 
-# hey (Debian's package) is the load generator of `make loadtest` and of the suite's shorter
-# load test. CI machines start bare: as root with apt-get it comes from the archive; elsewhere
-# this says how to get it.
-.PHONY: hey  ## Install the hey load generator if it is missing (Debian/Ubuntu, as root)
-hey:
-	@command -v hey >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "hey: installing Debian's package"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends hey >/dev/null; \
-	  else \
-	    echo "hey is not installed: \`apt-get install hey\` (Debian/Ubuntu) or \`go install github.com/rakyll/hey@latest\`" >&2; \
-	    exit 1; \
-	  fi; }
-
 .PHONY: test  ## Build the images and prove every claim (needs Docker)
-test: $(VENV)/.installed $(CHECKOV_VENV)/.installed hey
+test: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(VENV)/bin/python -m pytest --durations=15 $(PYTEST_ARGS) $(TEST_PATHS)
 
 # Every shell script in the repository; tests/test_lint.py fails when one is left out.
@@ -210,10 +207,10 @@ DEV_COMPOSE = docker compose --file compose.yaml --file compose.dev.yaml
 dev: $(DB_PASSWORD_FILE)
 	$(DEV_COMPOSE) up --build --wait
 
-.PHONY: loadtest  ## 60 s of load on the stack (hey, 20 clients on / and /visits): req/s, p50/p99, worker RSS
-loadtest: hey up
+.PHONY: loadtest  ## 60 s of load on the stack (locust, 20 clients on / and /visits): req/s, p50/p99, worker RSS
+loadtest: $(VENV)/.installed up
 	@mkdir -p build
-	$(PYTHON) scripts/loadtest.py --url http://127.0.0.1:$(WEB_PORT) --container "$$(docker compose ps --quiet web)" \
+	$(VENV)/bin/python scripts/loadtest.py --url http://127.0.0.1:$(WEB_PORT) --container "$$(docker compose ps --quiet web)" \
 		--duration 60 --concurrency 20 --json build/loadtest.json
 
 .PHONY: down  ## Stop the stack (the database volume is kept)

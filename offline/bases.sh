@@ -16,11 +16,15 @@ say() { printf 'bases: %s\n' "$*" >&2; }
 "$here/engine.sh" >&2
 
 # A stand-in is rebuilt only when its recipe changes: the recipe's hash rides along as a label.
-recipe_hash() { (cd "$here" && find "$@" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16); }
+# macOS has shasum and (before 15) no sha256sum; both print the same lines, so the same hash.
+if command -v sha256sum >/dev/null 2>&1; then sha256=(sha256sum); else sha256=(shasum -a 256); fi # portable: guarded
+recipe_hash() { (cd "$here" && find "$@" -type f -print0 | sort -z | xargs -0 "${sha256[@]}" | "${sha256[@]}" | cut -c1-16); }
 current() {
 	[ "$(docker image inspect --format '{{index .Config.Labels "offline.recipe"}}' "$1" 2>/dev/null)" = "$2" ]
 }
 
+# Empty unless CA_BUNDLE is set; expanded as ${a[@]+"${a[@]}"}, since bash 3.2 (macOS) calls
+# "${a[@]}" of an empty array unbound under set -u.
 ca_secret=()
 ca=${CA_BUNDLE:-}
 [ -n "$ca" ] && ca_secret=(--secret "id=ca,src=$ca")
@@ -34,7 +38,7 @@ standin() { # standin IMAGE DIR: build offline/DIR as IMAGE on top of the Debian
 	fi
 	say "building $image from offline/$dir (a few minutes the first time)"
 	docker build --build-arg "BASE=$DEBIAN_STANDIN" --label "offline.recipe=$hash" \
-		"${ca_secret[@]}" --tag "$image" "$here/$dir" >&2
+		${ca_secret[@]+"${ca_secret[@]}"} --tag "$image" "$here/$dir" >&2
 }
 
 debian_standin() {

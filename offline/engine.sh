@@ -1,93 +1,63 @@
 #!/usr/bin/env bash
-# Make a Docker engine answer: do nothing where one already does, otherwise install
-# Docker Engine + BuildKit (buildx) + Compose v2 from Debian's archive and start dockerd.
-# Idempotent. Needs root on a Debian/Ubuntu host; elsewhere it says what to install.
+# Make a Docker engine answer, with the image store DOCKER_STORE asks for (classic or containerd;
+# unset: either). Where one answers (DOCKER_HOST's, or the default socket), report it, and fail
+# with how to switch if it uses the other store: a user's engine settings are theirs to change.
+# Where none answers: on a Debian/Ubuntu host as root, dockerd.sh installs Docker Engine +
+# BuildKit (buildx) + Compose v2 from Debian's archive if needed and starts dockerd with that
+# store; elsewhere this says what to install. Idempotent.
 set -euo pipefail
-
-LOG=${DOCKERD_LOG:-/var/log/dockerd.log}
-WAIT=${DOCKERD_WAIT:-60}
-# docker.io >= 25 knows COPY --link (BuildKit) and HEALTHCHECK --start-interval; bookworm's 20.10 does not,
-# so on such hosts the three packages come from trixie (their dependencies stay the host's).
-NEWER_SUITE=${DOCKER_SUITE:-trixie}
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PLUGINS=/usr/local/lib/docker/cli-plugins
+here=$(cd "$(dirname "$0")" && pwd)
+STORE=${DOCKER_STORE:-}
 
 say() { printf 'engine: %s\n' "$*" >&2; }
 
+case "$STORE" in
+"" | classic | containerd) ;;
+*)
+	say "DOCKER_STORE is classic or containerd, not '$STORE'"
+	exit 1
+	;;
+esac
+
+# containerd's snapshotter stands in the driver status where the containerd image store is on.
+store() {
+	case "$(docker info --format '{{json .DriverStatus}}')" in
+	*io.containerd.snapshotter.v1*) echo containerd ;;
+	*) echo classic ;;
+	esac
+}
+
 report() {
-	printf 'engine: Docker %s, buildx %s, compose %s\n' \
-		"$(docker version --format '{{.Server.Version}}')" \
+	printf 'engine: Docker %s (%s image store), buildx %s, compose %s\n' \
+		"$(docker version --format '{{.Server.Version}}')" "$(store)" \
 		"$(docker buildx version | awk '{print $2}')" \
 		"$(docker compose version --short)"
 }
 
+check_store() {
+	local actual
+	actual=$(store)
+	if [ -n "$STORE" ] && [ "$STORE" != "$actual" ]; then
+		say "this engine${DOCKER_HOST:+ ($DOCKER_HOST)} uses the $actual image store, not $STORE. To switch:"
+		say "  Docker Desktop: Settings > General > 'Use containerd for pulling and storing images'"
+		say "  Docker Engine: \"features\": {\"containerd-snapshotter\": $([ "$STORE" = containerd ] && echo true || echo false)} in /etc/docker/daemon.json, then restart dockerd"
+		say "  (each store keeps its own images: the other store's are not visible after the switch)"
+		exit 1
+	fi
+}
+
 if docker info >/dev/null 2>&1; then
 	report
+	check_store
 	exit 0
 fi
 
-if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-	say "no Docker engine answers, and this is not a Debian/Ubuntu host where I am root."
-	say "Install Docker Engine >= 25 with the buildx and compose plugins (https://docs.docker.com/engine/install/), start it, and run me again."
+if [ "$(uname -s)" != Linux ] || [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+	say "no Docker engine answers${DOCKER_HOST:+ at $DOCKER_HOST}, and this is not a Debian/Ubuntu host where I am root."
+	say "Install Docker Engine >= 25 or Docker Desktop, with the buildx and compose plugins (https://docs.docker.com/engine/install/), start it, and run me again."
 	exit 1
 fi
 
-major() { printf '%s' "${1%%.*}" | sed 's/^[0-9]*://'; }
-
-install_engine() {
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	local candidate
-	candidate=$(apt-cache policy docker.io | awk '/Candidate:/ {print $2}')
-	if [ -n "$candidate" ] && [ "$candidate" != "(none)" ] && [ "$(major "$candidate")" -ge 25 ]; then
-		say "installing docker.io $candidate from this host's archive"
-		apt-get install -y -qq --no-install-recommends docker.io docker-buildx docker-compose-v2 2>/dev/null ||
-			apt-get install -y -qq --no-install-recommends docker.io docker-buildx docker-compose
-		return
-	fi
-	say "host's docker.io is ${candidate:-missing} (too old for COPY --link); fetching $NEWER_SUITE's"
-	local tmp
-	tmp=$(mktemp -d)
-	mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
-	echo "deb $MIRROR $NEWER_SUITE main" >"$tmp/sources.list"
-	# A private apt configuration: the newer suite is used to download three .debs and
-	# never becomes a source of the host's own packages.
-	local -a private=(
-		-o "Dir::Etc::SourceList=$tmp/sources.list"
-		-o Dir::Etc::SourceParts=/dev/null
-		-o "Dir::State::Lists=$tmp/lists"
-		-o "Dir::Cache=$tmp/cache"
-	)
-	apt-get "${private[@]}" update -qq
-	(cd "$tmp" && apt-get "${private[@]}" download docker.io docker-buildx docker-compose)
-	# Dependencies (containerd, runc, tini, iptables) come from the host's own suite.
-	apt-get install -y -qq --no-install-recommends "$tmp"/docker.io_*.deb
-	mkdir -p "$PLUGINS"
-	for deb in "$tmp"/docker-buildx_*.deb "$tmp"/docker-compose_*.deb; do
-		dpkg-deb -x "$deb" "$tmp/x"
-	done
-	find "$tmp/x" -path '*cli-plugins/docker-*' -type f -exec install -m 0755 {} "$PLUGINS/" \;
-	rm -rf "$tmp"
-}
-
-if ! command -v dockerd >/dev/null || ! docker buildx version >/dev/null 2>&1 || ! docker compose version >/dev/null 2>&1; then
-	install_engine
-fi
-
-if ! pgrep -x dockerd >/dev/null; then
-	say "starting dockerd (log: $LOG)"
-	# Not a service manager's child: CI machines and containers often have no systemd.
-	setsid dockerd >>"$LOG" 2>&1 </dev/null &
-fi
-
-for _ in $(seq "$WAIT"); do
-	if docker info >/dev/null 2>&1; then
-		report
-		say "dockerd log: $LOG"
-		exit 0
-	fi
-	sleep 1
-done
-say "dockerd did not answer within ${WAIT}s; last lines of $LOG:"
-tail -n 20 "$LOG" >&2 || true
-exit 1
+"$here/dockerd.sh" start
+report
+check_store

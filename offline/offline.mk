@@ -17,10 +17,42 @@ endif
 
 TEST_PATHS += $(OFFLINE_DIR)/tests
 
-.PHONY: engine  ## Start a Docker engine (installs one on Debian/Ubuntu as root if none answers)
+.PHONY: engine  ## Start a Docker engine (installs one on Debian/Ubuntu as root if none answers); DOCKER_STORE=classic|containerd checks its image store
 engine:
 	@$(OFFLINE_DIR)/engine.sh
 
 .PHONY: bases  ## Use the official base images, or build offline/ stand-ins where they can't be pulled
 bases:
 	@:
+
+# The containerd image store (Docker 29's default, Docker Desktop's), tried on a second engine beside
+# this one, as root on Linux (offline/dockerd.sh: its own data root, socket, bridge and addresses).
+# The base images (official or stand-ins) are copied over from this engine where it has them, then
+# the size tests and tests/test_compare.py (compare.py end to end over the five images, as `make compare`
+# runs it, one start-up run each) run there, and that engine stops; its data root keeps the images.
+# C8D_COMPARE=1 adds the full `make compare` (the no-bytecode variants, five start-up runs: slower).
+# An engine that already uses the containerd store needs none of this: `DOCKER_STORE=containerd make test`.
+C8D_HOST   ?= unix:///run/docker-containerd.sock
+C8D_TESTS  ?= tests/test_compare.py tests/test_image.py tests/test_distroless.py
+C8D_SELECT ?= compare or smaller_than or adds_at_most or is_at_most
+C8D_ENV     = DOCKER_HOST=$(C8D_HOST) DOCKER_STORE=containerd
+
+.PHONY: test-containerd-store  ## compare.py and the size tests on a second engine with the containerd image store (root, Linux)
+test-containerd-store:
+	$(C8D_ENV) $(OFFLINE_DIR)/engine.sh
+	@for image in $(PYTHON_IMAGE) $(DEBIAN_IMAGE) $(DISTROLESS_IMAGE) $(POSTGRES_IMAGE) $(NGINX_IMAGE); do \
+	  for candidate in $$image offline/$$image; do \
+	    if docker image inspect $$candidate >/dev/null 2>&1 && ! $(C8D_ENV) docker image inspect $$candidate >/dev/null 2>&1; then \
+	      echo "copying $$candidate to the containerd-store engine"; \
+	      docker save $$candidate | $(C8D_ENV) docker load --quiet || exit 1; \
+	    fi; \
+	  done; \
+	done
+	$(C8D_ENV) $(MAKE) containerd-store-checks || { $(C8D_ENV) $(OFFLINE_DIR)/dockerd.sh stop; exit 1; }
+	$(C8D_ENV) $(OFFLINE_DIR)/dockerd.sh stop
+
+# Called by test-containerd-store, against the engine DOCKER_HOST names.
+.PHONY: containerd-store-checks
+containerd-store-checks:
+	$(if $(C8D_COMPARE),$(MAKE) compare)
+	$(MAKE) test TEST_PATHS="$(C8D_TESTS)" PYTEST_ARGS="-k '$(C8D_SELECT)' $(PYTEST_ARGS)"

@@ -8,6 +8,14 @@ Package counts come from an SBOM tool (syft) rather than from dpkg or pip inside
 has neither, and a scanner's count is the attack surface a scanner sees. Compilers are looked up in the
 image's own file tree for the same reason: there is no shell to ask.
 
+Size is one figure on every image store: the bytes of file content in the image's layers (the sizes of the
+entries of each layer tar, summed over the layers: dive's image size), read from `docker save`. On the classic
+store `docker image inspect`'s Size agrees within 0.1% (overlay2 counts some symlinks' targets too); on the
+containerd image store (Docker 29's default, Docker Desktop) inspect's Size is the packed content instead
+(moby/moby#53426 adds the unpacked snapshots to it), so this script never reads it. `docker save` writes
+plain layer tars on the classic store and gzip-compressed ones on the containerd store; both are read here.
+The compressed column is gzip -6 of each plain layer tar, recomputed, so it too is the same on both stores.
+
 Wasted bytes and efficiency follow dive's filetree.Efficiency (wagoodman/dive, dive/filetree/efficiency.go):
 every leaf path of every layer tar is a copy of that path; a whiteout counts as a copy sized like the
 directory it deletes (0 for a deleted file); wasted = sum of all copies of the paths that have more than
@@ -16,6 +24,8 @@ one; efficiency = sum(smallest copy of each path) / sum(all copies). Opaque-dir 
 
 import argparse
 import datetime
+import gzip
+import hashlib
 import http.client
 import json
 import os
@@ -28,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -52,6 +63,10 @@ TOOLCHAIN_FILES = re.compile(  # compilers, binutils, headers, static libraries,
     r"|^/(root/\.cache|var/cache/apt|var/lib/apt/lists|tmp)/"
 )
 WHITEOUT = ".wh."
+SIZE_DEFINITION = (
+    "bytes of file content in the image's layers (each layer tar's entry sizes, summed over the layers, as dive"
+    " counts them), read from docker save: the same on the classic and the containerd image store"
+)
 COMPILERS = re.compile(r"^/(usr/)?(local/)?bin/(gcc|cc|make|[\w.]+-linux-gnu-gcc[\w.-]*)$")
 
 
@@ -78,25 +93,60 @@ def container_name():
     return f"compare-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-class GzipCounter:
-    """Read-through wrapper counting the bytes read and what gzip -6 makes of them."""
+class LayerReader:
+    """Read-through wrapper of a layer tar: counts its bytes and hashes them (the layer's diff_id);
+    optionally also counts what gzip -6 makes of them."""
 
-    def __init__(self, raw):
+    def __init__(self, raw, compress=True):
         self.raw, self.raw_bytes, self.gzip_bytes = raw, 0, 0
-        self.zip = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: gzip container
+        self.sha256 = hashlib.sha256()
+        self.zip = zlib.compressobj(6, zlib.DEFLATED, 31) if compress else None  # wbits 31: gzip container
 
     def read(self, size=-1):
-        """Read from the wrapped stream, feeding the compressor."""
+        """Read from the wrapped stream, feeding the hash and the compressor."""
         data = self.raw.read(size)
         self.raw_bytes += len(data)
-        self.gzip_bytes += len(self.zip.compress(data))
+        self.sha256.update(data)
+        if self.zip:
+            self.gzip_bytes += len(self.zip.compress(data))
         return data
 
     def finish(self):
         """Consume the rest of the stream (tar padding included) and flush the compressor."""
         while self.read(1 << 20):
             pass
-        self.gzip_bytes += len(self.zip.flush())
+        if self.zip:
+            self.gzip_bytes += len(self.zip.flush())
+
+
+class Prefixed:
+    """A stream with its first bytes, already read to sniff the format, put back in front."""
+
+    def __init__(self, head, rest):
+        self.head, self.rest = head, rest
+
+    def read(self, size=-1):
+        """Read the put-back bytes first, then the stream."""
+        if not self.head:
+            return self.rest.read(size)
+        if size is None or size < 0:
+            data, self.head = self.head + self.rest.read(), b""
+            return data
+        data, self.head = self.head[:size], self.head[size:]
+        return data
+
+
+GZIP_MAGIC, ZSTD_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
+
+
+def uncompressed(blob):
+    """The plain bytes of a blob of `docker save`: as is (classic store), or gunzipped (containerd store)."""
+    head = blob.read(4)
+    if head.startswith(GZIP_MAGIC):
+        return gzip.GzipFile(fileobj=Prefixed(head, blob), mode="rb")
+    if head == ZSTD_MAGIC:
+        raise RuntimeError("a zstd-compressed layer: this Python's standard library can't read it")
+    return Prefixed(head, blob)
 
 
 def layer_nodes(stream):
@@ -116,11 +166,11 @@ def layer_nodes(stream):
     return nodes, content_bytes
 
 
-def read_archive(image):
+def read_archive(image, compress=True):
     """Stream `docker save IMAGE` (nothing written to disk) through read_save_stream."""
     proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        return read_save_stream(proc.stdout)
+        return read_save_stream(proc.stdout, compress)
     finally:
         proc.stdout.close()
         stderr = proc.stderr.read().decode(errors="replace").strip()
@@ -128,8 +178,10 @@ def read_archive(image):
             raise RuntimeError(f"`docker save` exited {proc.returncode}: {stderr}")
 
 
-def read_save_stream(stream):
-    """Gzip size and file tree of each layer of a `docker save` archive, in manifest.json's order."""
+def read_save_stream(stream, compress=True):
+    """Sizes, diff_id and file tree of each layer of a `docker save` archive, in manifest.json's order.
+    The archive's layout differs between image stores (plain tars, or an OCI layout of gzip blobs);
+    manifest.json names the layers in both."""
     blobs, manifest = {}, None
     with tarfile.open(fileobj=stream, mode="r|") as archive:
         for member in archive:  # manifest.json comes last: try every blob as a layer tar
@@ -139,16 +191,17 @@ def read_save_stream(stream):
             if member.name == "manifest.json":
                 manifest = json.load(data)
                 continue
-            counter = GzipCounter(data)
+            reader = LayerReader(uncompressed(data), compress)
             try:
-                nodes, content_bytes = layer_nodes(counter)
-            except tarfile.ReadError:  # the image config, not a layer
+                nodes, content_bytes = layer_nodes(reader)
+            except tarfile.ReadError:  # the image config or an OCI index or manifest, not a layer
                 nodes, content_bytes = None, 0
-            counter.finish()
+            reader.finish()
             blobs[member.name] = {
                 "name": member.name,
-                "tar_bytes": counter.raw_bytes,
-                "gzip_bytes": counter.gzip_bytes,
+                "diff_id": "sha256:" + reader.sha256.hexdigest(),
+                "tar_bytes": reader.raw_bytes,
+                "gzip_bytes": reader.gzip_bytes,
                 "content_bytes": content_bytes,
                 "nodes": nodes,
             }
@@ -158,6 +211,11 @@ def read_save_stream(stream):
     if missing:
         raise RuntimeError(f"layers listed in manifest.json but missing or not tars: {missing}")
     return [blobs[name] for name in manifest[0]["Layers"]]
+
+
+def image_size(layers):
+    """Size: the bytes of file content in the image's layers, each layer counted (one listed twice, twice)."""
+    return sum(layer["content_bytes"] for layer in layers)
 
 
 def self_and_ancestors(path):
@@ -212,7 +270,7 @@ def dive_efficiency(layers):
     return {
         "wasted_bytes": wasted,
         "efficiency": sum(smallest.values()) / total if total else 1.0,
-        "size_bytes": sum(layer["content_bytes"] for layer in layers),
+        "size_bytes": image_size(layers),
         "user_size_bytes": user_bytes,
         "wasted_user_percent": 100 * wasted / user_bytes if user_bytes else 0.0,
     }
@@ -236,15 +294,43 @@ def composition(layers, base_layers):
     return totals
 
 
+def save_oci_layout(image, dest):
+    """`docker save IMAGE` unpacked into dest as an OCI layout whose index.json names the image's own
+    manifest. The containerd store's index.json names an index (the image and its attestations), which
+    syft's oci-dir reader refuses, and its gzip layers defeat syft's docker-archive reader."""
+    proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+        for member in archive:
+            target = pathlib.Path(dest, member.name)
+            if not member.isfile() or ".." in pathlib.PurePosixPath(member.name).parts:
+                continue  # only blobs and the few JSON files, never a path outside dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as out:
+                shutil.copyfileobj(archive.extractfile(member), out)
+    stderr = proc.stderr.read().decode(errors="replace").strip()
+    if proc.wait() != 0:
+        raise RuntimeError(f"`docker save` exited {proc.returncode}: {stderr}")
+    index_path = pathlib.Path(dest, "index.json")
+    index = json.loads(index_path.read_text())
+    while index["manifests"][0]["mediaType"].endswith("image.index.v1+json"):
+        nested = json.loads(pathlib.Path(dest, "blobs", *index["manifests"][0]["digest"].split(":")).read_text())
+        runnable = [m for m in nested["manifests"] if (m.get("platform") or {}).get("os") != "unknown"]
+        index = {**index, "manifests": runnable[:1]}
+    index_path.write_text(json.dumps(index))
+
+
 def sbom_counts(image, syft):
-    """Packages syft finds in the image, by type (deb, python, binary, ...) and in all."""
-    proc = subprocess.run(
-        [syft, "scan", f"docker:{image}", "--output", "syft-json", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
-    )
+    """Packages syft finds in the image, by type (deb, python, binary, ...) and in all. syft reads the
+    image's OCI layout from `docker save`, which both image stores write (Docker 25+)."""
+    with tempfile.TemporaryDirectory(prefix="compare-sbom-") as layout:
+        save_oci_layout(image, layout)
+        proc = subprocess.run(
+            [syft, "scan", f"oci-dir:{layout}", "--output", "syft-json", "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"syft exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
     artifacts = json.loads(proc.stdout)["artifacts"]
@@ -252,6 +338,12 @@ def sbom_counts(image, syft):
     for artifact in artifacts:
         by_type[artifact["type"]] = by_type.get(artifact["type"], 0) + 1
     return {"total": len(artifacts), "by_type": by_type}
+
+
+def image_store():
+    """The engine's image store: "containerd" (containerd-snapshotter) or "classic" (a graph driver)."""
+    status = json.loads(docker_stdout("info", "--format", "{{json .DriverStatus}}") or "null") or []
+    return "containerd" if ["driver-type", "io.containerd.snapshotter.v1"] in status else "classic"
 
 
 def syft_version(syft):
@@ -355,7 +447,6 @@ def measure(role, image, base_diff_ids, errors, syft):
     result.update(
         id=info["Id"],
         id_short=info["Id"].split(":")[-1][:12],
-        size_bytes=info["Size"],
         layers=len(diff_ids),
         user=config.get("User") or "root",
         healthcheck=healthcheck[0] != "NONE",
@@ -363,12 +454,13 @@ def measure(role, image, base_diff_ids, errors, syft):
         base_layers=min(len(base_diff_ids), len(diff_ids)),
         base_layers_identical=diff_ids[: len(base_diff_ids)] == base_diff_ids,
     )
-    step("archive", "compressed size, wasted bytes, composition (docker save)", lambda: read_archive(image))
+    step("archive", "size, compressed size, wasted bytes, composition (docker save)", lambda: read_archive(image))
     layers = result.pop("archive")
     if layers is not None:
+        result["size_bytes"] = image_size(layers)
         result["compressed_bytes"] = sum({layer["name"]: layer["gzip_bytes"] for layer in layers}.values())
         result["layer_details"] = [
-            {k: layer[k] for k in ("name", "tar_bytes", "gzip_bytes", "content_bytes")} for layer in layers
+            {k: layer[k] for k in ("name", "diff_id", "tar_bytes", "gzip_bytes", "content_bytes")} for layer in layers
         ]
         step("dive", "dive efficiency", lambda: dive_efficiency(layers))
         result["composition_bytes"] = composition(layers, result["base_layers"])
@@ -593,6 +685,7 @@ def main():
         server = docker_stdout("version", "--format", "{{.Server.Version}}").strip()
     except (OSError, RuntimeError) as exc:
         sys.exit(f"compare.py: no Docker engine answers: {exc}")
+    store = image_store()
 
     def diff_ids(image):
         try:
@@ -625,13 +718,13 @@ def main():
     print(
         "measured: "
         + ", ".join(f"{r['image']} ({r.get('id_short', 'missing')})" for r in results.values())
-        + f"; Docker {server}"
+        + f"; Docker {server}, {store} image store"
     )
     snippet = markdown(
         rows,
         lines,
         f"Measured by `make compare` on {now:%Y-%m-%d}, {nproc} cores, "
-        f"Docker {server}, base images `{args.base}`"
+        f"Docker {server} ({store} image store), base images `{args.base}`"
         + (f" and `{args.distroless_base}`" if args.distroless else "")
         + f"; package counts by syft {sbom_tool_version}.",
     )
@@ -647,8 +740,10 @@ def main():
                         "machine": platform.machine(),
                         "python": platform.python_version(),
                         "docker_server_version": server,
+                        "image_store": store,
                         "syft_version": sbom_tool_version,
                     },
+                    "size_definition": SIZE_DEFINITION,
                     "images": results,
                     "summary": data,
                     "errors": errors,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Sustained load on the compose stack with hey: req/s, p50/p99 and gunicorn worker RSS.
+"""Sustained load on the compose stack with locust (from the dev venv): req/s, p50/p99 and gunicorn worker RSS.
 
 Usage: loadtest.py --url URL --container WEB_CONTAINER [--duration 60] [--concurrency 20] [--json F]
 
@@ -12,13 +12,15 @@ answer, a worker replaced during the run, or RSS growth of 10 % or more.
 
 import argparse
 import json
-import re
-import shutil
+import os
+import pathlib
 import subprocess
 import sys
+import tempfile
 import time
 
-PATHS = ("/", "/visits")
+PATHS = ("/", "/visits")  # what scripts/locustfile.py requests, half of the users each
+LOCUSTFILE = pathlib.Path(__file__).with_name("locustfile.py")
 WARMUP_SECONDS = 3
 MAX_RSS_GROWTH = 0.10
 
@@ -34,32 +36,57 @@ def workers(container):
     return {int(pid): int(rss) for pid, ppid, rss, _ in rows if ppid in masters}
 
 
-def hey(url, seconds, clients):
-    """Start hey for `seconds` with `clients` concurrent clients; return the process."""
-    return subprocess.Popen(
-        ["hey", "-z", f"{seconds}s", "-c", str(clients), url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+def locust(url, seconds, clients, record):
+    """Run locust headless for `seconds` with `clients` users (half on each path); return the
+    per-path record its locustfile writes: statuses, connection errors, response times."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "--locustfile",
+            str(LOCUSTFILE),
+            "--headless",
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+            "--host",
+            url,
+            "--users",
+            str(clients),
+            "--spawn-rate",
+            str(clients),
+            "--run-time",
+            f"{seconds}s",
+            "--stop-timeout",
+            "5",
+        ],
+        capture_output=True,
         text=True,
+        timeout=seconds + 60,
+        env={**os.environ, "LOADTEST_RECORD": str(record)},
     )
+    if not record.exists():
+        raise RuntimeError(f"locust exited {proc.returncode} without a record:\n{proc.stdout}{proc.stderr}")
+    return json.loads(record.read_text())
 
 
-def summary(output):
-    """Requests/s, p50 and p99 (seconds), status counts and error count from hey's report."""
+def percentile(sorted_values, fraction):
+    """The value below which `fraction` of the sorted values lie (nearest rank)."""
+    if not sorted_values:
+        return None
+    return sorted_values[max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))]
 
-    def number(pattern):
-        match = re.search(pattern, output)
-        return float(match.group(1)) if match else None
 
-    statuses = {int(code): int(count) for code, count in re.findall(r"\[(\d{3})\]\s+(\d+) responses", output)}
-    errors_section = output.split("Error distribution:", 1)[1] if "Error distribution:" in output else ""
-    errors = sum(int(n) for n in re.findall(r"\[(\d+)\]", errors_section))
+def summary(entry, seconds):
+    """Requests/s, p50 and p99 (seconds), status counts and connection errors of one path."""
+    times = sorted(entry["times_s"])
     return {
-        "requests_per_second": number(r"Requests/sec:\s+([\d.]+)"),
-        "p50_s": number(r"50%+ in ([\d.]+) secs"),
-        "p99_s": number(r"99%+ in ([\d.]+) secs"),
-        "statuses": statuses,
-        "errors": errors,
+        "requests_per_second": round(len(times) / seconds, 1),
+        "p50_s": percentile(times, 0.50),
+        "p99_s": percentile(times, 0.99),
+        "statuses": {int(code): count for code, count in entry["statuses"].items()},
+        "errors": entry["errors"],
     }
 
 
@@ -71,20 +98,18 @@ def main():
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--json", help="write the results here as well")
     args = parser.parse_args()
-    if not shutil.which("hey"):
-        sys.exit("loadtest: hey is not installed (`make hey` installs Debian's package)")
-
     per_path = max(1, args.concurrency // len(PATHS))
-    for proc in [hey(args.url + path, WARMUP_SECONDS, per_path) for path in PATHS]:
-        proc.communicate()
-    rss_start = workers(args.container)
-    started = time.monotonic()
-    procs = {path: hey(args.url + path, args.duration, per_path) for path in PATHS}
-    outputs = {path: proc.communicate()[0] for path, proc in procs.items()}
-    elapsed = time.monotonic() - started
+    with tempfile.TemporaryDirectory() as tmp:
+        locust(args.url, WARMUP_SECONDS, per_path * len(PATHS), pathlib.Path(tmp) / "warmup.json")
+        rss_start = workers(args.container)
+        started = time.monotonic()
+        records = locust(args.url, args.duration, per_path * len(PATHS), pathlib.Path(tmp) / "run.json")
+        elapsed = time.monotonic() - started
     rss_end = workers(args.container)
 
-    results = {path: summary(output) for path, output in outputs.items()}
+    results = {
+        path: summary(records.get(path, {"statuses": {}, "errors": 0, "times_s": []}), args.duration) for path in PATHS
+    }
     total_start, total_end = sum(rss_start.values()), sum(rss_end.values())
     report = {
         "duration_s": args.duration,

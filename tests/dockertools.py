@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +18,8 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import compare  # noqa: E402  (scripts/compare.py: the one definition of an image's Size)
 
 
 def dockerfile_arg(name, dockerfile="Dockerfile"):
@@ -98,6 +101,17 @@ def context_files(root=ROOT):
 def inspect(image):
     """The image's `docker image inspect` document."""
     return json.loads(docker_or_fail("image", "inspect", image).stdout)[0]
+
+
+def image_size(image):
+    """The image's Size as `make compare` reports it: the bytes of file content in its layers, read from
+    `docker save`, so the same on both image stores (inspect's Size is packed content on containerd's)."""
+    return compare.image_size(compare.read_archive(image, compress=False))
+
+
+def image_store():
+    """The engine's image store: "containerd" or "classic"."""
+    return compare.image_store()
 
 
 def scan_layers(image, keep):
@@ -241,15 +255,20 @@ def tool(name):
 
 
 def make_variable(name, cwd=ROOT, env=None):
-    """The value the Makefile in cwd gives a variable, without running any of its targets."""
-    proc = subprocess.run(
-        ["make", "--no-print-directory", "-s", "--eval", f"print-variable: ; @echo $({name})", "print-variable"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    """The value the Makefile in cwd gives a variable, without running any of its targets.
+    A second makefile holds the printing rule: evaluating it from the command line needs GNU make 3.82,
+    and macOS has 3.81."""
+    with tempfile.NamedTemporaryFile("w", suffix=".mk") as printer:
+        printer.write(f"print-variable:\n\t@echo $({name})\n")
+        printer.flush()
+        proc = subprocess.run(
+            ["make", "--no-print-directory", "-s", "-f", "Makefile", "-f", printer.name, "print-variable"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 

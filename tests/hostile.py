@@ -1,6 +1,7 @@
 """Hostile clients on raw sockets: malformed framing, and connections that stall mid-request."""
 
 import contextlib
+import resource
 import socket
 import time
 
@@ -55,9 +56,21 @@ def parse_responses(raw, partial=False):
     return responses
 
 
+def allow_open_files(sockets, spare=256):
+    """Raise this process's soft limit on open files to fit `sockets` more, plus the session's own
+    files (macOS starts shells with `ulimit -n` 256). Fails clearly if the hard limit is lower."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = sockets + spare
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    assert hard == resource.RLIM_INFINITY or hard >= needed, f"`ulimit -Hn` is {hard}; {needed} open files needed"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
 @contextlib.contextmanager
 def stalled(port, partial_headers=0, partial_bodies=0):
     """Open connections that send part of a request and then nothing; yield the sockets."""
+    allow_open_files(partial_headers + partial_bodies)
     socks = []
     try:
         for data in [PARTIAL_HEADERS] * partial_headers + [PARTIAL_BODY] * partial_bodies:

@@ -16,6 +16,7 @@ from dockertools import (
     build,
     docker_or_fail,
     image_files,
+    image_size,
     image_texts,
     inspect,
     tool,
@@ -45,14 +46,14 @@ def base_files(distroless_base):
 
 def test_distroless_is_at_most_80_mb(distroless_image):
     """The whole image, base included, fits in 80 MB."""
-    size = inspect(distroless_image)["Size"]
+    size = image_size(distroless_image)
     print(f"distroless {size / MB:.1f} MB")
     assert size <= 80 * MB
 
 
 def test_distroless_is_at_most_60_percent_of_multi_stage(distroless_image, multi_image):
     """Same app, same venv: the runtime base is what shrinks."""
-    distroless, multi = inspect(distroless_image)["Size"], inspect(multi_image)["Size"]
+    distroless, multi = image_size(distroless_image), image_size(multi_image)
     print(f"distroless {distroless / MB:.1f} MB = {distroless / multi:.2f} x multi-stage {multi / MB:.1f} MB")
     assert distroless <= 0.60 * multi
 

@@ -6,7 +6,6 @@ suite stays short.
 """
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -20,8 +19,6 @@ SECONDS = 15
 @pytest.fixture(scope="session")
 def load(stack, tmp_path_factory):
     """One run of scripts/loadtest.py against the stack: its JSON report."""
-    if not shutil.which("hey"):
-        pytest.fail("hey is not installed: `make hey` installs Debian's package (make test does)", pytrace=False)
     report = tmp_path_factory.mktemp("load") / "load.json"
     proc = subprocess.run(
         [
@@ -40,14 +37,14 @@ def load(stack, tmp_path_factory):
         ],
         capture_output=True,
         text=True,
-        timeout=SECONDS + 60,
+        timeout=SECONDS + 90,
     )
     assert report.exists(), proc.stdout + proc.stderr
     return json.loads(report.read_text())
 
 
 def test_load_gets_only_2xx_and_no_errors(load):
-    """Every request of the run, on / and /visits, answered 2xx; hey saw no connection error."""
+    """Every request of the run, on / and /visits, answered 2xx; locust saw no connection error."""
     for path, result in load["paths"].items():
         assert result["errors"] == 0, (path, result)
         assert result["statuses"] and all(200 <= int(code) < 300 for code in result["statuses"]), (path, result)

@@ -24,3 +24,8 @@ engine:
 .PHONY: bases  ## Use the official base images, or build offline/ stand-ins where they can't be pulled
 bases:
 	@:
+
+# Tooling, not part of make test: CI's lint and test jobs as GitHub runs them (offline/rehearse-ci.sh).
+.PHONY: rehearse-ci  ## As root: the workflow's lint and test steps from a fresh clone, as a non-root docker-group user
+rehearse-ci:
+	@IMAGE='$(IMAGE)-ci' CA_BUNDLE='$(CA_BUNDLE)' $(OFFLINE_DIR)/rehearse-ci.sh

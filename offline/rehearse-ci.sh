@@ -45,8 +45,8 @@ commit=$(git -C "$src" rev-parse HEAD)
 sudo -u "$RUNNER" -H mkdir -p "$home/work"
 git clone --quiet --no-hardlinks "$src" "$workspace"
 git -C "$workspace" checkout --quiet --detach "$commit"
-chown -R "$RUNNER:" "$home/work"
 say "$(git -C "$workspace" log -1 --format='%h %s') in $workspace, as $(id "$RUNNER")"
+chown -R "$RUNNER:" "$home/work"
 
 # Each job's run: steps as files (GitHub writes each to a temp file and runs `bash -e {file}`).
 steps=$home/steps

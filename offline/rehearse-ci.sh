@@ -71,12 +71,12 @@ EOF
 chown -R "$RUNNER:" "$steps"
 
 # A clean environment, as the runner's: no root PATH, no pyenv, no PIP_* of this shell. CA_BUNDLE
-# (a TLS-intercepting network's CA, as on a corporate runner) and IMAGE are passed on.
+# (a TLS-intercepting network's CA, as on a corporate runner), IMAGE and DOCKER_HOST are passed on.
 run_as_runner() {
 	sudo -u "$RUNNER" -H env -i HOME="$home" USER="$RUNNER" LOGNAME="$RUNNER" SHELL=/bin/bash \
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
 		CI=true GITHUB_ACTIONS=true GITHUB_WORKSPACE="$workspace" RUNNER_TEMP="$home/tmp" \
-		IMAGE="$IMAGE" ${CA_BUNDLE:+CA_BUNDLE="$CA_BUNDLE"} \
+		IMAGE="$IMAGE" ${CA_BUNDLE:+CA_BUNDLE="$CA_BUNDLE"} ${DOCKER_HOST:+DOCKER_HOST="$DOCKER_HOST"} \
 		bash -c 'umask 022 && mkdir -p "$RUNNER_TEMP" && cd "$GITHUB_WORKSPACE" && "$@"' rehearse "$@"
 }
 

@@ -8,6 +8,9 @@
 # in images we can't pull here), hence this script.
 set -euo pipefail
 
+# All in a function: bash reads it whole before running, so editing this file mid-run is harmless.
+main() {
+
 read -ra jobs <<<"${REHEARSAL_JOBS:-lint test}"
 RUNNER=${REHEARSAL_USER:-runner}
 # Each job gets its timeout-minutes times this: 1 is GitHub's limit; more for a machine shared with
@@ -113,3 +116,6 @@ if [ ${#failed[@]} -gt 0 ]; then
 	exit 1
 fi
 say "every step of: ${jobs[*]} passed as $RUNNER"
+}
+
+main "$@"

@@ -129,15 +129,15 @@ bench:
 	$(PYTHON) scripts/bench.py --image $(IMAGE) --json build/bench.json $(BUILD_FLAGS)
 
 # After editing any requirements*.in: pins and hashes for every package, and no
-# index or find-links lines from this machine's pip configuration.
-PIP_COMPILE = $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
-              --no-emit-index-url --no-emit-find-links
+# index or find-links lines from this machine's pip configuration. Only options Renovate's
+# pip-compile manager accepts in the header it re-runs (it rejects --no-emit-find-links),
+# so find-links lines are dropped after the fact.
+PIP_COMPILE = $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url
+LOCK_FILES  = requirements.txt requirements-dev.txt requirements-checkov.txt
 
 .PHONY: requirements  ## Re-pin requirements*.txt (with hashes) from their .in files
 requirements: $(VENV)/.installed
-	$(PIP_COMPILE) requirements.in
-	$(PIP_COMPILE) requirements-dev.in
-	$(PIP_COMPILE) requirements-checkov.in
+	$(foreach lock,$(LOCK_FILES),$(PIP_COMPILE) $(lock:.txt=.in) && sed -i.bak '/^--find-links /,/^$$/d' $(lock) && rm $(lock).bak &&) true
 
 # checkov's own venv: its pins can't share one with pytest's (requirements-checkov.in says why).
 CHECKOV_VENV ?= .venv-checkov

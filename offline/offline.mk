@@ -56,3 +56,15 @@ test-containerd-store:
 containerd-store-checks:
 	$(if $(C8D_COMPARE),$(MAKE) compare)
 	$(MAKE) test TEST_PATHS="$(C8D_TESTS)" PYTEST_ARGS="-k '$(C8D_SELECT)' $(PYTEST_ARGS)"
+
+# Tooling, not part of make test: CI's lint and test jobs as GitHub runs them (offline/rehearse-ci.sh).
+.PHONY: rehearse-ci  ## As root: the workflow's lint and test steps from a fresh clone, as a non-root docker-group user
+rehearse-ci:
+	@IMAGE='$(IMAGE)-ci' CA_BUNDLE='$(CA_BUNDLE)' $(OFFLINE_DIR)/rehearse-ci.sh
+
+# Tooling: a real Renovate run in local mode lists what it manages; fails if a lock file, a base image or
+# an action is missing, or Renovate rejects a file (offline/renovate-extract.sh; needs npm).
+.PHONY: renovate-extract  ## Run Renovate locally (extract only) and check it finds every lock file, base image and action
+renovate-extract:
+	@$(OFFLINE_DIR)/renovate-extract.sh build/renovate-extract.json \
+		$(PYTHON_IMAGE) $(DEBIAN_IMAGE) $(DISTROLESS_IMAGE) $(POSTGRES_IMAGE) $(NGINX_IMAGE)

@@ -5,6 +5,7 @@ them. A port, a path, the UID or the /tmp mount changed in the Dockerfile or the
 import json
 import os
 import secrets
+import subprocess
 import threading
 import time
 import urllib.error
@@ -32,7 +33,7 @@ def kubelet_uid_gid(rendered, image_user):
     return uid, gid
 
 
-def docker_run_flags(rendered, image_user, password_file):
+def docker_run_flags(rendered, image_user, secret_volume):
     """`docker run` flags equivalent to the rendered pod's securityContext, resources, env and volumes."""
     uid, gid = kubelet_uid_gid(rendered, image_user)
     flags = ["--user", f"{uid}:{gid}"]
@@ -56,8 +57,9 @@ def docker_run_flags(rendered, image_user, password_file):
         # emptyDir is world-writable (the kubelet makes it 0777); medium Memory is a tmpfs.
         assert volume["emptyDir"].get("medium") == "Memory", "a disk-backed emptyDir has no tmpfs equivalent here"
         flags += ["--tmpfs", f"{mount['mountPath']}:mode=1777" + (f",size={quantity_bytes(size)}" if size else "")]
-    for path in rendered.secret_files():
-        flags += ["--volume", f"{password_file}:{path}:ro"]
+    # The secret volume is a directory, as the kubelet mounts it, with the Secret's files in it.
+    (directory,) = {os.path.dirname(path) for path in rendered.secret_files()}
+    flags += ["--volume", f"{secret_volume}:{directory}:ro"]
     for port in rendered.container["ports"]:
         flags += ["--publish", f"127.0.0.1::{port['containerPort']}"]
     return flags
@@ -71,26 +73,38 @@ class Pod:
         self.env = rendered.env()
         self.prefix = f"pyslim-test-{RUN_ID}-k8s-{rendered.overlay}"
         self.db = f"{self.prefix}-db"
+        self.secret_volume = f"{self.prefix}-secret"
         self.network = docker_or_fail("network", "create", self.prefix).stdout.strip()
         try:
-            password_file = self.start_database(workdir)
-            self.flags = docker_run_flags(rendered, inspect(image)["Config"]["User"], password_file)
+            self.start_database(workdir)
+            self.flags = docker_run_flags(rendered, inspect(image)["Config"]["User"], self.secret_volume)
             self.name = self.start()
         except BaseException:
             self.remove()
             raise
 
     def start_database(self, workdir):
-        """Postgres on the network as PGHOST, with PGUSER and PGDATABASE; the app's password file."""
+        """Postgres on the network as PGHOST, with PGUSER and PGDATABASE; the app's secret volume."""
         password = secrets.token_urlsafe(16)
-        # Postgres reads its own copy; the app's is root-owned, group fsGroup, with the Secret's mode.
-        db_file, app_file = workdir / "db_password", workdir / "app_password"
+        db_file = workdir / "db_password"
         db_file.write_text(password)
         db_file.chmod(0o644)
-        app_file.write_text(password)
-        (mode,) = set(self.rendered.secret_files().values())
-        os.chown(app_file, 0, self.rendered.security("fsGroup") or 0)
-        app_file.chmod(mode)
+        # The app's copy is what the kubelet projects: root-owned, group fsGroup, the Secret's mode.
+        # Written by a root container into a volume, so the test needs no root of its own.
+        group = self.rendered.security("fsGroup") or 0
+        script = "".join(
+            f'cat > "/secret/{os.path.basename(path)}" < /secret.in && '
+            f'chown 0:{group} "/secret/{os.path.basename(path)}" && chmod {mode:o} "/secret/{os.path.basename(path)}" && '
+            for path, mode in self.rendered.secret_files().items()
+        )
+        docker_or_fail("volume", "create", self.secret_volume)
+        fill = subprocess.run(
+            ["docker", "run", "--rm", "--interactive", "--user", "0", "--network", "none",
+             "--volume", f"{self.secret_volume}:/secret", "--entrypoint", "sh", POSTGRES_IMAGE,
+             "-c", "cat > /secret.in && " + script + "rm /secret.in"],
+            input=password, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert fill.returncode == 0, fill.stderr
         docker_or_fail(
             "run", "--detach", "--name", self.db, "--network", self.network,
             "--network-alias", self.env["PGHOST"],
@@ -100,7 +114,6 @@ class Pod:
             "--volume", f"{db_file}:/run/secrets/db_password:ro",
             POSTGRES_IMAGE,
         )  # fmt: skip
-        return app_file
 
     def start(self):
         """Start one more container of the pod; return its name."""
@@ -147,6 +160,7 @@ class Pod:
         if names:
             docker_or_fail("rm", "--force", "--volumes", *names, check=False)
         docker_or_fail("network", "rm", self.network, check=False)
+        docker_or_fail("volume", "rm", "--force", self.secret_volume, check=False)
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)

@@ -1,5 +1,6 @@
 """The GitHub workflow, checked offline: it can only run on GitHub, so these are its only tests."""
 
+import os
 import re
 import subprocess
 
@@ -9,6 +10,12 @@ from dockertools import ROOT, tool
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
 FULL_SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+VERSION_COMMENT = re.compile(r"^\s*# (v\d+\.\d+\.\d+)$")
+
+
+def action_pins(path):
+    """(owner/repo@ref, rest of the line) of every `uses:` in a workflow."""
+    return re.findall(r"^\s*(?:-\s*)?uses:\s*(\S+)(.*)$", path.read_text(), re.MULTILINE)
 
 
 def load(path):
@@ -79,11 +86,51 @@ def test_zizmor_finds_nothing_even_pedantic():
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_every_action_is_pinned_by_full_commit_sha_with_its_version(path):
     """`uses: owner/repo@<40 hex> # vX.Y.Z`: a tag can be moved, a commit can't; the comment is for Renovate."""
-    uses = re.findall(r"^\s*(?:-\s*)?uses:\s*(\S+)(.*)$", path.read_text(), re.MULTILINE)
+    uses = action_pins(path)
     assert uses
     for ref, comment in uses:
         assert FULL_SHA_PIN.match(ref), f"{ref} is not pinned by a full commit SHA"
-        assert re.match(r"\s*# v\d+(\.\d+)*$", comment), f"{ref} has no `# vX.Y.Z` comment"
+        assert VERSION_COMMENT.match(comment), f"{ref} has no `# vX.Y.Z` comment"
+
+
+def ls_remote_tag(repo, tag):
+    """{ref: sha} of refs/tags/<tag> in the action's repository; for an annotated tag, `<tag>^{}` is its commit."""
+    owner, name = repo.split("/")
+    # ACTIONS_GIT_URL points this at mirrors, e.g. "/srv/mirrors/{owner}+{name}" (for a rehearsal offline).
+    url = os.environ.get("ACTIONS_GIT_URL", "https://github.com/{owner}/{name}").format(owner=owner, name=name)
+    try:
+        proc = subprocess.run(
+            ["git", "ls-remote", url, f"refs/tags/{tag}", f"refs/tags/{tag}^{{}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"{url} did not answer in 30 s (offline?): the pins can't be checked against their tags here")
+    if proc.returncode != 0:
+        pytest.skip(f"git ls-remote {url} failed (offline?): {proc.stderr.strip()[:200]}")
+    return {ref: sha for sha, ref in (line.split("\t") for line in proc.stdout.splitlines())}
+
+
+@pytest.mark.parametrize(
+    "repo,sha,version",
+    [
+        (ref.split("@")[0], ref.split("@")[1], VERSION_COMMENT.match(comment).group(1))
+        for path in WORKFLOWS
+        for ref, comment in dict.fromkeys(action_pins(path))
+        if FULL_SHA_PIN.match(ref) and VERSION_COMMENT.match(comment)
+    ],
+    ids=lambda value: value if "/" in value else None,
+)
+def test_every_pin_is_the_commit_its_version_tag_points_to(repo, sha, version):
+    """The SHA is the commit the comment's tag names, not the tag object of an annotated tag (GitHub runs
+    commits) and not a commit of another release. Asks the action's repository, so it skips offline."""
+    refs = ls_remote_tag("/".join(repo.split("/")[:2]), version)
+    assert f"refs/tags/{version}" in refs, f"{repo} has no tag {version}"
+    commit = refs.get(f"refs/tags/{version}^{{}}", refs[f"refs/tags/{version}"])
+    assert not (sha == refs[f"refs/tags/{version}"] != commit), f"{repo}@{sha} is the tag object of {version}"
+    assert sha == commit, f"{repo}@{sha}: {version} points to commit {commit}"
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)

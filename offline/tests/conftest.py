@@ -85,6 +85,16 @@ class Docker:
                 pass
 
 
+@pytest.fixture(autouse=True)
+def _stand_ins_only(request):
+    """These tests check offline/'s recipes. Where the official image is in use (bases.sh names a
+    stand-in offline/..., never the official name) they skip: upstream is free to change its images'
+    internals, and the template's gate must not fail when it does."""
+    image = getattr(request.module, "IMAGE", "")
+    if not image.startswith("offline/"):
+        pytest.skip(f"{image} is the official image, not an offline/ stand-in: nothing of offline/ to check")
+
+
 @pytest.fixture
 def tracked_docker():
     d = Docker()

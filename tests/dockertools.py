@@ -73,7 +73,8 @@ def build(dockerfile, tag, *extra, context=ROOT, ca_bundle=CA_BUNDLE):
         args += ["--secret", f"id=ca,src={ca_bundle}"]
     if PLATFORM:
         args += ["--platform", PLATFORM]
-    return docker_or_fail(*args, *extra, str(context), timeout=1200)
+    # Another platform's build may run under QEMU, where compiling and apt are many times slower.
+    return docker_or_fail(*args, *extra, str(context), timeout=1200 * (6 if PLATFORM else 1))
 
 
 def copy_tracked(dest):

@@ -41,6 +41,12 @@ ifneq ($(python_check),ok)
 $(error PYTHON=$(PYTHON) is $(or $(python_check),missing); these tools need Python $(PYTHON_MIN) or later: install it or set PYTHON=/path/to/python3)
 endif
 endif
+# Another platform than the engine's, e.g. PLATFORM=linux/arm64 (an amd64 engine runs it under QEMU:
+# `make arm64-emulation`). Docker's classic image store keeps one platform per tag, so those images
+# get a name of their own, $(IMAGE)-arm64, and `make compare` writes build/compare-arm64.*.
+PLATFORM       ?=
+platform_suffix = $(if $(PLATFORM),-$(word 2,$(subst /, ,$(PLATFORM))))
+override IMAGE := $(patsubst %$(platform_suffix),%,$(IMAGE))$(platform_suffix)
 
 # The offline/ scaffolding (engine bootstrap, stand-in base images) plugs in here when present;
 # delete the folder and everything below works against a normal Docker setup.
@@ -62,15 +68,16 @@ BUILD_FLAGS = --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
               --build-arg REVISION=$(REVISION) \
               --build-arg CREATED=$(CREATED) \
               --build-arg SOURCE_URL=$(SOURCE_URL) \
-              $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE))
+              $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE)) \
+              $(if $(PLATFORM),--platform $(PLATFORM))
 
-export IMAGE PYTHON_IMAGE DEBIAN_IMAGE DISTROLESS_IMAGE POSTGRES_IMAGE NGINX_IMAGE VARIANT DOCKERFILE CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED SOURCE_URL WEB_PORT
+export IMAGE PLATFORM PYTHON_IMAGE DEBIAN_IMAGE DISTROLESS_IMAGE POSTGRES_IMAGE NGINX_IMAGE VARIANT DOCKERFILE CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED SOURCE_URL WEB_PORT
 
 .DEFAULT_GOAL := help
 
 .PHONY: help  ## Show this help
 help:
-	@awk 'BEGIN {FS = "## "} /^\.PHONY: [a-z-]+ +## / {sub(/^\.PHONY: /, "", $$1); printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = "## "} /^\.PHONY: [a-z0-9-]+ +## / {sub(/^\.PHONY: /, "", $$1); printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build  ## Build the single-stage, multi-stage and distroless images
 build: build-single build-multi build-distroless
@@ -89,7 +96,7 @@ build-distroless:
 
 # Measurements land in build/ (git-ignored): the first `make compare` of a fresh clone leaves
 # its tracked files alone. `make readme` is the one way to publish them.
-COMPARE_OUTPUTS = --json build/compare.json --svg build/compare.svg
+COMPARE_OUTPUTS = --json build/compare$(platform_suffix).json --svg build/compare$(platform_suffix).svg
 # More images to measure as extra rows, e.g. builds of an earlier commit (start→200 runs are
 # interleaved across all rows, so such a before/after pair is timed under the same load).
 COMPARE_EXTRA ?=
@@ -98,7 +105,8 @@ COMPARE_EXTRA ?=
 compare: $(VENV)/.installed build build-no-bytecode
 	$(VENV)/bin/python scripts/compare.py --base $(PYTHON_IMAGE) --single $(IMAGE):single-stage --multi $(IMAGE):multi-stage \
 		--distroless-base $(DISTROLESS_IMAGE) --distroless $(IMAGE):distroless \
-		--extra $(IMAGE):no-bytecode --extra $(IMAGE):distroless-no-bytecode $(COMPARE_EXTRA:%=--extra %) $(COMPARE_OUTPUTS)
+		--extra $(IMAGE):no-bytecode --extra $(IMAGE):distroless-no-bytecode $(COMPARE_EXTRA:%=--extra %) $(COMPARE_OUTPUTS) \
+		$(if $(PLATFORM),--platform $(PLATFORM))
 
 .PHONY: readme  ## make compare, then write its table into README.md and its chart to docs/compare.svg
 readme:
@@ -157,6 +165,16 @@ $(VENV)/.installed: requirements-dev.txt
 .PHONY: test  ## Build the images and prove every claim (needs Docker)
 test: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(VENV)/bin/python -m pytest --durations=15 $(PYTEST_ARGS) $(TEST_PATHS)
+
+# The runtime contract (the tests marked `platform`) on both shipped images built for linux/arm64,
+# what Apple Silicon and Graviton run. Opt-in: an amd64 engine emulates it, many times slower.
+.PHONY: test-arm64  ## Build the multi-stage and distroless images for linux/arm64 and test their runtime contract (slow under QEMU)
+test-arm64:
+	$(MAKE) test-platform PLATFORM=linux/arm64
+
+.PHONY: test-platform  ## Only the tests marked `platform` (the runtime contract), on the images built for PLATFORM
+test-platform: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest --durations=15 -m platform $(PYTEST_ARGS) tests
 
 # Every shell script in the repository; tests/test_lint.py fails when one is left out.
 SHELL_SCRIPTS = .ci/run $(wildcard offline/*.sh offline/*/*.sh)

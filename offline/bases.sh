@@ -9,18 +9,30 @@ OUT=${1:?usage: bases.sh OUTPUT_FILE}
 here=$(cd "$(dirname "$0")" && pwd)
 # No defaults here: the Makefile reads them from the Dockerfiles' ARG lines and compose.yaml.
 : "${PYTHON_IMAGE:?set by the Makefile}" "${POSTGRES_IMAGE:?}" "${DEBIAN_IMAGE:?}" "${DISTROLESS_IMAGE:?}" "${NGINX_IMAGE:?}"
-DEBIAN_STANDIN=offline/debian:trixie-slim
-
 say() { printf 'bases: %s\n' "$*" >&2; }
 
 "$here/engine.sh" >&2
+
+# PLATFORM (optional, e.g. linux/arm64): the platform the app images are built for. The images they
+# are built from (Python, Debian, distroless) are resolved for it; Postgres and nginx run beside the
+# app as containers of their own, on the engine's platform.
+engine_platform=linux/$(docker version --format '{{.Server.Arch}}' 2>/dev/null || true)
+PLATFORM=${PLATFORM:-$engine_platform}
+PLATFORM=${PLATFORM%/v8} # linux/arm64/v8 is linux/arm64
+# Stand-ins for another platform carry it in their name: a tag holds one platform in Docker's
+# classic image store, and the engine's own stand-ins must stay what they are.
+prefix=offline/
+[ "$PLATFORM" = "$engine_platform" ] || prefix=offline/$PLATFORM/
+DEBIAN_STANDIN=${prefix}debian:trixie-slim
+# Another platform's binaries run under QEMU: set it up, or say how (nothing where it runs already).
+[ "$PLATFORM" = "$engine_platform" ] || PLATFORM=$PLATFORM "$here/emulation.sh" >&2
 
 # A stand-in is rebuilt only when its recipe changes: the recipe's hash rides along as a label.
 # macOS has shasum and (before 15) no sha256sum; both print the same lines, so the same hash.
 if command -v sha256sum >/dev/null 2>&1; then sha256=(sha256sum); else sha256=(shasum -a 256); fi # portable: guarded
 recipe_hash() { (cd "$here" && find "$@" -type f -print0 | sort -z | xargs -0 "${sha256[@]}" | "${sha256[@]}" | cut -c1-16); }
-current() {
-	[ "$(docker image inspect --format '{{index .Config.Labels "offline.recipe"}}' "$1" 2>/dev/null)" = "$2" ]
+current() { # current IMAGE HASH PLATFORM: built from this recipe, for this platform
+	[ "$(docker image inspect --format '{{index .Config.Labels "offline.recipe"}} {{.Os}}/{{.Architecture}}' "$1" 2>/dev/null)" = "$2 $3" ]
 }
 
 # Empty unless CA_BUNDLE is set; expanded as ${a[@]+"${a[@]}"}, since bash 3.2 (macOS) calls
@@ -29,32 +41,37 @@ ca_secret=()
 ca=${CA_BUNDLE:-}
 [ -n "$ca" ] && ca_secret=(--secret "id=ca,src=$ca")
 
-standin() { # standin IMAGE DIR: build offline/DIR as IMAGE on top of the Debian stand-in
-	local image=$1 dir=$2 hash
+standin() { # standin IMAGE DIR PLATFORM: build offline/DIR as IMAGE on top of the Debian stand-in
+	local image=$1 dir=$2 platform=$3 hash base
 	hash=$(recipe_hash debian "$dir")
-	if current "$image" "$hash"; then
+	base=$(debian_standin "$platform")
+	if current "$image" "$hash" "$platform"; then
 		say "$image is up to date"
 		return
 	fi
-	say "building $image from offline/$dir (a few minutes the first time)"
-	docker build --build-arg "BASE=$DEBIAN_STANDIN" --label "offline.recipe=$hash" \
-		${ca_secret[@]+"${ca_secret[@]}"} --tag "$image" "$here/$dir" >&2
+	say "building $image from offline/$dir (a few minutes the first time; far more under emulation)"
+	docker build --platform "$platform" --build-arg "BASE=$base" \
+		--label "offline.recipe=$hash" ${ca_secret[@]+"${ca_secret[@]}"} --tag "$image" "$here/$dir" >&2
 }
 
-debian_standin() {
-	local hash
+debian_standin() { # debian_standin PLATFORM: make the Debian stand-in for PLATFORM, print its name
+	local platform=$1 image=$DEBIAN_STANDIN hash
+	[ "$platform" = "$PLATFORM" ] || image=offline/debian:trixie-slim
 	hash=$(recipe_hash debian)
-	if current "$DEBIAN_STANDIN" "$hash"; then return; fi
-	say "building $DEBIAN_STANDIN with debootstrap (about 30 s)"
-	"$here/debian/build.sh" "$DEBIAN_STANDIN" trixie "offline.recipe=$hash" >&2
+	if ! current "$image" "$hash" "$platform"; then
+		say "building $image with debootstrap (about 30 s; minutes under emulation)"
+		PLATFORM=$platform "$here/debian/build.sh" "$image" trixie "offline.recipe=$hash" >&2
+	fi
+	echo "$image"
 }
 
-resolve() { # resolve VAR IMAGE: print VAR=the image to use, and why
-	local var=$1 image=$2 standin
-	if docker image inspect "$image" >/dev/null 2>&1; then
+resolve() { # resolve VAR IMAGE [PLATFORM]: print VAR=the image to use for PLATFORM (default: the engine's), and why
+	local var=$1 image=$2 platform=${3:-$engine_platform} standin
+	# The architecture is checked too: with the classic image store another platform's pull replaces the tag.
+	if [ "$(docker image inspect --format '{{.Os}}/{{.Architecture}}' "$image" 2>/dev/null)" = "$platform" ]; then
 		say "$var=$image (present locally)"
-	elif [ -z "${OFFLINE:-}" ] && docker pull --quiet "$image" >/dev/null 2>&1; then
-		say "$var=$image (pulled)"
+	elif [ -z "${OFFLINE:-}" ] && docker pull --quiet --platform "$platform" "$image" >/dev/null 2>&1; then
+		say "$var=$image (pulled for $platform)"
 	else
 		case "$image" in
 		python:3.13-slim-trixie) standin=python ;;
@@ -67,10 +84,9 @@ resolve() { # resolve VAR IMAGE: print VAR=the image to use, and why
 			return 1
 			;;
 		esac
-		debian_standin
-		image=offline/$image
-		# The Debian stand-in is the base every other stand-in builds on: debian_standin made it.
-		[ "$standin" = debian ] || standin "$image" "$standin"
+		if [ "$platform" = "$PLATFORM" ]; then image=$prefix$image; else image=offline/$image; fi
+		# The Debian stand-in is the base every other stand-in builds on.
+		if [ "$standin" = debian ]; then debian_standin "$platform" >/dev/null; else standin "$image" "$standin" "$platform"; fi
 		say "$var=$image (stand-in: the official image can't be pulled here)"
 	fi
 	printf '%s=%s\n' "$var" "$image"
@@ -78,10 +94,10 @@ resolve() { # resolve VAR IMAGE: print VAR=the image to use, and why
 
 mkdir -p "$(dirname "$OUT")"
 {
-	resolve PYTHON_IMAGE "$PYTHON_IMAGE"
+	resolve PYTHON_IMAGE "$PYTHON_IMAGE" "$PLATFORM"
 	resolve POSTGRES_IMAGE "$POSTGRES_IMAGE"
-	resolve DEBIAN_IMAGE "$DEBIAN_IMAGE"
-	resolve DISTROLESS_IMAGE "$DISTROLESS_IMAGE"
+	resolve DEBIAN_IMAGE "$DEBIAN_IMAGE" "$PLATFORM"
+	resolve DISTROLESS_IMAGE "$DISTROLESS_IMAGE" "$PLATFORM"
 	resolve NGINX_IMAGE "$NGINX_IMAGE"
 } >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"

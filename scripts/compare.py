@@ -672,6 +672,9 @@ def main():
         help="another app image to measure as an extra row (a variant of multi-stage)",
     )
     parser.add_argument("--runs", type=int, default=5, help="start→200 runs per app image (median)")
+    parser.add_argument(
+        "--platform", help="the platform every image must be for, e.g. linux/arm64 (default: whatever they are)"
+    )
     for output in ("json", "svg", "markdown", "readme"):
         parser.add_argument(f"--{output}", metavar="FILE")
     args = parser.parse_args()
@@ -692,6 +695,15 @@ def main():
             return json.loads(docker_stdout("image", "inspect", image))[0]["RootFS"]["Layers"]
         except RuntimeError:
             return []  # measure() reports the missing base image
+
+    if args.platform:  # an amd64 base next to arm64 images would make every "added over base" number wrong
+        for image in filter(None, [*(getattr(args, role) for role in ROLES), *args.extra]):
+            try:
+                found = docker_stdout("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image).strip()
+            except RuntimeError:
+                continue  # measure() reports the missing image
+            if found != args.platform.removesuffix("/v8"):
+                sys.exit(f"compare.py: {image} is for {found}, not {args.platform}")
 
     bases = {"base": diff_ids(args.base), "distroless_base": diff_ids(args.distroless_base) if args.distroless else []}
     images = {role: getattr(args, role) for role in ROLES if getattr(args, role)}
@@ -719,11 +731,12 @@ def main():
         "measured: "
         + ", ".join(f"{r['image']} ({r.get('id_short', 'missing')})" for r in results.values())
         + f"; Docker {server}, {store} image store"
+        + (f"; platform {args.platform}" if args.platform else "")
     )
     snippet = markdown(
         rows,
         lines,
-        f"Measured by `make compare` on {now:%Y-%m-%d}, {nproc} cores, "
+        f"Measured by `make compare{f' PLATFORM={args.platform}' if args.platform else ''}` on {now:%Y-%m-%d}, {nproc} cores, "
         f"Docker {server} ({store} image store), base images `{args.base}`"
         + (f" and `{args.distroless_base}`" if args.distroless else "")
         + f"; package counts by syft {sbom_tool_version}.",
@@ -734,6 +747,7 @@ def main():
             json.dumps(
                 {
                     "date": now.isoformat(timespec="seconds"),
+                    "platform": args.platform,
                     "host": {
                         "nproc": nproc,
                         "platform": platform.platform(),

@@ -49,6 +49,8 @@ DISTROLESS_IMAGE = BASE_IMAGES["DISTROLESS_IMAGE"]
 POSTGRES_IMAGE = os.environ.get("POSTGRES_IMAGE") or compose_default("POSTGRES_IMAGE")
 NGINX_IMAGE = os.environ.get("NGINX_IMAGE") or compose_default("NGINX_IMAGE")
 CA_BUNDLE = os.environ.get("CA_BUNDLE") or None
+# `make test-arm64` (PLATFORM=linux/arm64) builds and runs the images for another platform than the engine's.
+PLATFORM = os.environ.get("PLATFORM") or None
 RUN_ID = uuid.uuid4().hex[:8]
 
 
@@ -72,7 +74,10 @@ def build(dockerfile, tag, *extra, context=ROOT, ca_bundle=CA_BUNDLE):
             args += ["--build-arg", f"{arg}={os.environ[arg]}"]
     if ca_bundle:
         args += ["--secret", f"id=ca,src={ca_bundle}"]
-    return docker_or_fail(*args, *extra, str(context), timeout=1200)
+    if PLATFORM:
+        args += ["--platform", PLATFORM]
+    # Another platform's build may run under QEMU, where compiling and apt are many times slower.
+    return docker_or_fail(*args, *extra, str(context), timeout=1200 * (6 if PLATFORM else 1))
 
 
 def copy_tracked(dest):

@@ -41,6 +41,7 @@ def test_web_runs_the_chosen_variant(stack):
     assert image.endswith(":" + stack.env["VARIANT"]), image
 
 
+@pytest.mark.platform
 def test_both_services_healthy(stack):
     """compose up --wait left db, web and proxy healthy."""
     for service in ("db", "web", "proxy"):
@@ -48,6 +49,7 @@ def test_both_services_healthy(stack):
         assert health.strip() == "healthy", service
 
 
+@pytest.mark.platform
 def test_readyz_reports_postgres_and_libpq_versions(stack):
     """/readyz is 200 and names the server and the libpq psycopg2 links against."""
     status, _, body, _ = readyz(stack)

@@ -58,6 +58,7 @@ def test_distroless_is_at_most_60_percent_of_multi_stage(distroless_image, multi
     assert distroless <= 0.60 * multi
 
 
+@pytest.mark.platform
 def test_no_shell_in_distroless(files):
     """No shell anywhere: a compromised worker can't `sh -c` its way further."""
     found = [p for p in files if os.path.basename(p) in SHELLS and not files[p].isdir()]
@@ -72,6 +73,7 @@ def test_no_package_manager_or_pip_in_distroless(files):
     assert found == []
 
 
+@pytest.mark.platform
 def test_no_compiler_or_headers_in_distroless(files):
     """The toolchain, libpq-dev's headers and pg_config stayed in the builder."""
     found = [p for p in files if BIN_DIRS.match(p) and COMPILERS.match(os.path.basename(p))]
@@ -90,6 +92,7 @@ def test_app_code_is_root_owned_and_read_only_for_the_app_user(files, distroless
         assert entry.mode & 0o004, (path, oct(entry.mode))
 
 
+@pytest.mark.platform
 def test_every_venv_elf_resolves_its_libraries_in_the_image(files, distroless_image):
     """Each .so and binary under /opt/venv finds every library it needs (libpq and its closure
     included) with the image's own dynamic loader: a missing libldap or libgssapi fails here."""
@@ -113,6 +116,7 @@ def test_every_venv_elf_resolves_its_libraries_in_the_image(files, distroless_im
     assert "libpq.so.5 => " in proc.stdout
 
 
+@pytest.mark.platform
 def test_ld_so_cache_lists_the_copied_libraries(distroless_image):
     """The loader's cache was regenerated after libpq's closure was copied in: a stale cache
     (the base's) would make the loader fall back to scanning directories, and find_library fail."""
@@ -169,6 +173,7 @@ def test_slim_built_venv_never_starts_on_distroless(slim_venv_on_distroless):
     assert venv_python.returncode != 0, venv_python.stdout
 
 
+@pytest.mark.platform
 def test_copied_libraries_are_recorded_for_scanners(distroless_image, files, base_files):
     """Every file the runtime-libs stage added outside the venv and app belongs to a package
     recorded in /var/lib/dpkg/status.d, as distroless records its own, with its md5sums."""

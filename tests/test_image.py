@@ -40,6 +40,7 @@ def test_multi_stage_adds_at_most_20_mb_over_its_base(multi_image, base_image):
     assert added <= 20 * MB
 
 
+@pytest.mark.platform
 def test_no_compiler_in_final_image(multi_image):
     """gcc, cc and make stayed in the builder stage."""
     found = shell(multi_image, "for c in gcc cc make; do command -v $c; done; ls /usr/bin/*-gcc* 2>/dev/null; true")
@@ -80,6 +81,7 @@ def test_libpq5_is_installed(multi_image):
     assert status == "install ok installed"
 
 
+@pytest.mark.platform
 def test_psycopg2_resolves_libpq_from_the_system(multi_image):
     """psycopg2 was compiled here against Debian's libpq, not shipped with a bundled copy."""
     ldd = shell(multi_image, "ldd /opt/venv/lib/python3*/site-packages/psycopg2/_psycopg*.so")

@@ -5,11 +5,13 @@ import re
 import time
 
 import pytest
-from dockertools import Container, docker_or_fail, http, inspect, no_traceback, shell, wait_for_status
+from dockertools import PLATFORM, Container, docker_or_fail, http, inspect, no_traceback, shell, wait_for_status
 
 pytestmark = pytest.mark.docker
 GREETING = "Hello from a multi-stage build"
 SHIPPED = ["multi_image", "distroless_image"]
+# An ELF header's e_machine (elf.h: EM_X86_64, EM_AARCH64) for each architecture the images ship for.
+ELF_MACHINES = {"amd64": 62, "arm64": 183}
 
 
 @pytest.fixture(params=SHIPPED, ids=["multi-stage", "distroless"])
@@ -18,12 +20,35 @@ def app_image(request):
     return request.getfixturevalue(request.param)
 
 
+@pytest.mark.platform
 def test_config_user_is_numeric_and_not_root(app_image):
     """USER is a numeric non-zero UID:GID, so runAsNonRoot can verify it without /etc/passwd."""
     user = inspect(app_image)["Config"]["User"]
     assert re.fullmatch(r"[1-9]\d*:\d+", user), user
 
 
+@pytest.mark.platform
+def test_image_and_venv_binaries_are_for_the_requested_platform(app_image):
+    """The image is for PLATFORM (linux/arm64 under `make test-arm64`; else the engine's), and so is
+    every ELF file in its venv: psycopg2 compiled for that architecture, not brought from another."""
+    engine = docker_or_fail("version", "--format", "{{.Server.Arch}}").stdout.strip()
+    arch = PLATFORM.split("/")[1] if PLATFORM else engine
+    assert inspect(app_image)["Architecture"] == arch
+    code = (
+        "import os\n"
+        "for root, _, names in os.walk('/opt/venv'):\n"
+        "    for path in (os.path.join(root, name) for name in names):\n"
+        "        head = b'' if os.path.islink(path) else open(path, 'rb').read(20)\n"
+        "        if head[:4] == b'\\x7fELF':\n"
+        "            print(path, int.from_bytes(head[18:20], 'little'))\n"
+    )
+    out = docker_or_fail("run", "--rm", "--network", "none", "--entrypoint", "python", app_image, "-c", code).stdout
+    machines = {path: int(machine) for path, machine in (line.split() for line in out.splitlines())}
+    assert any("/psycopg2/_psycopg" in path for path in machines), out
+    assert {path: m for path, m in machines.items() if m != ELF_MACHINES[arch]} == {}
+
+
+@pytest.mark.platform
 def test_process_runs_as_non_root(app_image, run):
     """Every process in the container (gunicorn and its workers) runs with a non-zero uid."""
     app = run(app_image)
@@ -52,6 +77,7 @@ def test_serves_root_within_2_seconds(app_image, run):
     assert time.monotonic() - app.started < 2.0 + 1.0 and waited < 2.0, f"first 200 after {waited:.2f}s"
 
 
+@pytest.mark.platform
 def test_serves_when_hardened(app_image, run):
     """Still serves with a read-only root, no capabilities, no privilege gain and tight limits."""
     app = run(
@@ -72,12 +98,14 @@ def test_serves_when_hardened(app_image, run):
     assert GREETING in http(app.url + "/")[2]
 
 
+@pytest.mark.platform
 def test_healthcheck_defined(app_image):
     """The image declares a HEALTHCHECK in exec form."""
     test = inspect(app_image)["Config"]["Healthcheck"]["Test"]
     assert test[0] == "CMD", test
 
 
+@pytest.mark.platform
 def test_container_becomes_healthy(app_image, run):
     """Docker's own health probe turns healthy."""
     app = run(app_image)

@@ -10,12 +10,17 @@ SUITE=${2:-trixie}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 LABEL=${3:-}
+# Another architecture (arm64 on an amd64 host) needs the engine to run its binaries (QEMU's binfmt
+# handlers, `make arm64-emulation`): debootstrap's second stage runs the target's dpkg in the chroot.
+PLATFORM=${PLATFORM:-}
+ARCH=${PLATFORM:+${PLATFORM#linux/}}
+ARCH=${ARCH%%/*}
 
 command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap; } >&2
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" >&2
+debootstrap --variant=minbase ${ARCH:+--arch="$ARCH"} "$SUITE" "$root" "$MIRROR" >&2
 
 # debuerreotype-minimizing-config: the same file names and contents the official image has.
 cat >"$root/etc/apt/apt.conf.d/docker-clean" <<'CONF'
@@ -80,7 +85,7 @@ rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/deb
 : >"$root/etc/hostname"
 
 tar --numeric-owner --xattrs -C "$root" -c . |
-	docker import \
+	docker import ${PLATFORM:+--platform "$PLATFORM"} \
 		--change 'CMD ["bash"]' \
 		--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
 		${LABEL:+--change "LABEL $LABEL"} \

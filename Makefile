@@ -77,7 +77,7 @@ export IMAGE PLATFORM PYTHON_IMAGE DEBIAN_IMAGE DISTROLESS_IMAGE POSTGRES_IMAGE 
 
 .PHONY: help  ## Show this help
 help:
-	@awk 'BEGIN {FS = "## "} /^\.PHONY: [a-z0-9-]+ +## / {sub(/^\.PHONY: /, "", $$1); printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = "## "} /^\.PHONY: [a-z0-9-]+ +## / {sub(/^\.PHONY: /, "", $$1); printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build  ## Build the single-stage, multi-stage and distroless images
 build: build-single build-multi build-distroless

@@ -18,6 +18,7 @@ LINUX_ONLY = {
     ".ci/run": "our CI machines: Debian, as root",
     "offline/dockerd.sh": "installs Docker from Debian's archive and starts dockerd, as root on Linux",
     "offline/debian/build.sh": "debootstrap as root on a Debian/Ubuntu host",
+    "offline/rehearse-ci.sh": "plays GitHub's Ubuntu runner: useradd, sudo and apt, as root on Linux",
     "offline/nginx/docker-entrypoint.sh": "runs inside the nginx stand-in image",
     "offline/nginx/20-envsubst-on-templates.sh": "runs inside the nginx stand-in image",
     "offline/postgres/docker-entrypoint.sh": "runs inside the Postgres stand-in image",

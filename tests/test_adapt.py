@@ -71,7 +71,7 @@ def test_adapted_image_serves_the_new_code(adapted_image, run):
 
 
 def test_adapted_code_change_keeps_the_dependency_cache(adapted, tmp_path):
-    """After the adaptation, editing app.py still rebuilds only the code layer."""
+    """After the adaptation, editing app.py still rebuilds only the code and bytecode layers."""
     tag = f"pyslim-test:adapted-cache-{RUN_ID}"
     build(adapted / "Dockerfile", tag, context=adapted)
     try:

@@ -51,6 +51,9 @@ NGINX_IMAGE = os.environ.get("NGINX_IMAGE") or compose_default("NGINX_IMAGE")
 CA_BUNDLE = os.environ.get("CA_BUNDLE") or None
 # `make test-arm64` (PLATFORM=linux/arm64) builds and runs the images for another platform than the engine's.
 PLATFORM = os.environ.get("PLATFORM") or None
+# Such images may run under QEMU, where builds and process starts are many times slower: every wait
+# for them is this many times longer. (The timing tests are not run there: they would time QEMU.)
+EMULATION_FACTOR = 6 if PLATFORM else 1
 RUN_ID = uuid.uuid4().hex[:8]
 
 
@@ -76,8 +79,7 @@ def build(dockerfile, tag, *extra, context=ROOT, ca_bundle=CA_BUNDLE):
         args += ["--secret", f"id=ca,src={ca_bundle}"]
     if PLATFORM:
         args += ["--platform", PLATFORM]
-    # Another platform's build may run under QEMU, where compiling and apt are many times slower.
-    return docker_or_fail(*args, *extra, str(context), timeout=1200 * (6 if PLATFORM else 1))
+    return docker_or_fail(*args, *extra, str(context), timeout=1200 * EMULATION_FACTOR)
 
 
 def copy_tracked(dest):
@@ -197,14 +199,14 @@ def wait_for_status(url, status=200, timeout=10.0):
     """Poll url until it answers with status; return seconds waited, fail after timeout."""
     start = time.monotonic()
     last = None
-    while time.monotonic() - start < timeout:
+    while time.monotonic() - start < timeout * EMULATION_FACTOR:
         try:
             if http(url, timeout=1)[0] == status:
                 return time.monotonic() - start
         except OSError as exc:
             last = exc
         time.sleep(0.02)
-    raise AssertionError(f"{url} did not answer {status} within {timeout}s (last error: {last})")
+    raise AssertionError(f"{url} did not answer {status} within {timeout * EMULATION_FACTOR}s (last error: {last})")
 
 
 class Container:

@@ -5,7 +5,17 @@ import re
 import time
 
 import pytest
-from dockertools import PLATFORM, Container, docker_or_fail, http, inspect, no_traceback, shell, wait_for_status
+from dockertools import (
+    EMULATION_FACTOR,
+    PLATFORM,
+    Container,
+    docker_or_fail,
+    http,
+    inspect,
+    no_traceback,
+    shell,
+    wait_for_status,
+)
 
 pytestmark = pytest.mark.docker
 GREETING = "Hello from a multi-stage build"
@@ -109,7 +119,7 @@ def test_healthcheck_defined(app_image):
 def test_container_becomes_healthy(app_image, run):
     """Docker's own health probe turns healthy."""
     app = run(app_image)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 20 * EMULATION_FACTOR
     while app.state()["Health"]["Status"] != "healthy":
         assert time.monotonic() < deadline, app.state()["Health"]
         time.sleep(0.25)

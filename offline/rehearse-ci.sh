@@ -53,7 +53,8 @@ git -C "$workspace" checkout --quiet --detach "$commit"
 say "$(git -C "$workspace" log -1 --format='%h %s') in $workspace, as $(id "$RUNNER")"
 chown -R "$RUNNER:" "$home/work"
 
-# Each job's run: steps as files, from the commit's own workflow (GitHub writes each to a temp file and runs `bash -e {file}`).
+# Each job's run: steps as files, read from the commit's own workflow (GitHub, too, writes each step
+# to a file and runs `bash -e {file}`).
 steps=$home/steps
 /usr/bin/python3 - "$workspace/.github/workflows/ci.yml" "$steps" "${jobs[@]}" <<'EOF'
 import pathlib, shlex, sys, yaml

@@ -8,7 +8,8 @@
 # in images we can't pull here), hence this script.
 set -euo pipefail
 
-# All in a function: bash reads it whole before running, so editing this file mid-run is harmless.
+# All in a function, and exit on the line that calls it: bash reads a script as it runs it, so an
+# edit of this file mid-run must find nothing more to read.
 main() {
 
 read -ra jobs <<<"${REHEARSAL_JOBS:-lint test}"
@@ -118,4 +119,4 @@ fi
 say "every step of: ${jobs[*]} passed as $RUNNER"
 }
 
-main "$@"
+main "$@"; exit

@@ -8,7 +8,8 @@
 # in images we can't pull here), hence this script.
 set -euo pipefail
 
-# All in a function: bash reads it whole before running, so editing this file mid-run is harmless.
+# All in a function, and exit on the line that calls it: bash reads a script as it runs it, so an
+# edit of this file mid-run must find nothing more to read.
 main() {
 
 read -ra jobs <<<"${REHEARSAL_JOBS:-lint test}"
@@ -19,7 +20,6 @@ FACTOR=${REHEARSAL_TIMEOUT_FACTOR:-1}
 # A tag of its own: the rehearsal must not overwrite anyone's images on a shared engine.
 export IMAGE=${IMAGE:-pyslim-rehearsal}
 src=$(cd "$(dirname "$0")/.." && pwd)
-workflow=$src/.github/workflows/ci.yml
 
 say() { printf '\nrehearse-ci: %s\n' "$*" >&2; }
 
@@ -54,9 +54,10 @@ git -C "$workspace" checkout --quiet --detach "$commit"
 say "$(git -C "$workspace" log -1 --format='%h %s') in $workspace, as $(id "$RUNNER")"
 chown -R "$RUNNER:" "$home/work"
 
-# Each job's run: steps as files (GitHub writes each to a temp file and runs `bash -e {file}`).
+# Each job's run: steps as files, read from the commit's own workflow (GitHub, too, writes each step
+# to a file and runs `bash -e {file}`).
 steps=$home/steps
-/usr/bin/python3 - "$workflow" "$steps" "${jobs[@]}" <<'EOF'
+/usr/bin/python3 - "$workspace/.github/workflows/ci.yml" "$steps" "${jobs[@]}" <<'EOF'
 import pathlib, shlex, sys, yaml
 
 workflow, out, jobs = yaml.safe_load(open(sys.argv[1])), pathlib.Path(sys.argv[2]), sys.argv[3:]
@@ -118,4 +119,4 @@ fi
 say "every step of: ${jobs[*]} passed as $RUNNER"
 }
 
-main "$@"
+main "$@"; exit

@@ -163,7 +163,7 @@ def image_files(image):
 
 def image_texts(image, path):
     """{path: text} of the regular files at or under path in an image with no shell to `cat` them:
-    one `docker cp` streams them all as a tar."""
+    one `docker cp` streams them all as a tar. Bytecode (__pycache__) is not text and is left out."""
     name = docker_or_fail("create", image).stdout.strip()
     try:
         proc = subprocess.run(["docker", "cp", f"{name}:{path}", "-"], capture_output=True, check=True, timeout=60)
@@ -174,7 +174,7 @@ def image_texts(image, path):
         return {
             os.path.join(parent, entry.name): archive.extractfile(entry).read().decode()
             for entry in archive
-            if entry.isfile()
+            if entry.isfile() and "__pycache__" not in entry.name.split("/")
         }
 
 

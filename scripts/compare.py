@@ -319,9 +319,9 @@ def save_oci_layout(image, dest):
     index_path.write_text(json.dumps(index))
 
 
-def sbom_counts(image, syft):
-    """Packages syft finds in the image, by type (deb, python, binary, ...) and in all. syft reads the
-    image's OCI layout from `docker save`, which both image stores write (Docker 25+)."""
+def sbom(image, syft):
+    """syft's JSON SBOM of the image. syft reads the image's OCI layout from `docker save`, which both
+    image stores write (Docker 25+): its docker source can't read the containerd store's layers."""
     with tempfile.TemporaryDirectory(prefix="compare-sbom-") as layout:
         save_oci_layout(image, layout)
         proc = subprocess.run(
@@ -333,7 +333,12 @@ def sbom_counts(image, syft):
         )
     if proc.returncode != 0:
         raise RuntimeError(f"syft exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
-    artifacts = json.loads(proc.stdout)["artifacts"]
+    return json.loads(proc.stdout)
+
+
+def sbom_counts(image, syft):
+    """Packages syft finds in the image, by type (deb, python, binary, ...) and in all."""
+    artifacts = sbom(image, syft)["artifacts"]
     by_type = {}
     for artifact in artifacts:
         by_type[artifact["type"]] = by_type.get(artifact["type"], 0) + 1

@@ -7,13 +7,13 @@ Python and dynamic loader, never `sh -c`.
 import json
 import os
 import re
-import subprocess
 
 import pytest
 from dockertools import (
     ROOT,
     RUN_ID,
     build,
+    compare,
     docker_or_fail,
     image_files,
     image_size,
@@ -199,16 +199,9 @@ def test_copied_libraries_are_recorded_for_scanners(distroless_image, files, bas
 
 @pytest.fixture(scope="module")
 def sbom(distroless_image):
-    """syft's JSON SBOM of the image, read from the local engine (no registry, no network)."""
-    proc = subprocess.run(
-        [tool("syft"), "scan", f"docker:{distroless_image}", "--output", "syft-json", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    """syft's JSON SBOM of the image, read from the local engine as `make compare` reads it (either
+    image store, no registry, no network)."""
+    return compare.sbom(distroless_image, tool("syft"))
 
 
 def test_sbom_lists_libpq5_and_the_app_packages(sbom):

@@ -16,6 +16,8 @@ include build/bases$(platform_suffix).env
 endif
 
 TEST_PATHS += $(OFFLINE_DIR)/tests
+# Every base image, as the Makefile resolved it: what a second engine copies, what Renovate must find.
+OFFLINE_IMAGES = $(PYTHON_IMAGE) $(DEBIAN_IMAGE) $(DISTROLESS_IMAGE) $(POSTGRES_IMAGE) $(NGINX_IMAGE)
 
 .PHONY: engine  ## Start a Docker engine (installs one on Debian/Ubuntu as root if none answers); DOCKER_STORE=classic|containerd checks its image store
 engine:
@@ -40,7 +42,7 @@ C8D_ENV     = DOCKER_HOST=$(C8D_HOST) DOCKER_STORE=containerd
 .PHONY: test-containerd-store  ## compare.py and the size tests on a second engine with the containerd image store (root, Linux)
 test-containerd-store:
 	$(C8D_ENV) $(OFFLINE_DIR)/engine.sh
-	@for image in $(PYTHON_IMAGE) $(DEBIAN_IMAGE) $(DISTROLESS_IMAGE) $(POSTGRES_IMAGE) $(NGINX_IMAGE); do \
+	@for image in $(OFFLINE_IMAGES); do \
 	  for candidate in $$image offline/$$image; do \
 	    if docker image inspect $$candidate >/dev/null 2>&1 && ! $(C8D_ENV) docker image inspect $$candidate >/dev/null 2>&1; then \
 	      echo "copying $$candidate to the containerd-store engine"; \
@@ -67,7 +69,7 @@ rehearse-ci:
 .PHONY: renovate-extract  ## Run Renovate locally (extract only) and check it finds every lock file, base image and action
 renovate-extract:
 	@$(OFFLINE_DIR)/renovate-extract.sh build/renovate-extract.json \
-		$(PYTHON_IMAGE) $(DEBIAN_IMAGE) $(DISTROLESS_IMAGE) $(POSTGRES_IMAGE) $(NGINX_IMAGE)
+		$(OFFLINE_IMAGES)
 
 # QEMU for `make test-arm64` and PLATFORM=linux/arm64 builds on an amd64 engine; nothing where arm64 runs.
 .PHONY: arm64-emulation  ## Let this engine build and run linux/arm64 images (QEMU's binfmt handlers; as root)

@@ -53,7 +53,10 @@ RUN set -eux; \
     apt-get install -y --no-install-recommends \
         libpq5 \
     ; \
-    rm -rf /var/lib/apt/lists/*; \
+# apt's lists, dpkg's and apt's logs, dpkg's backup of its database, ldconfig's cache of file
+# times: nothing reads them at run time, and the layer would keep them (about 0.3 MB).
+    rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log /var/lib/dpkg/status-old \
+        /var/cache/ldconfig/aux-cache; \
     groupadd --gid 10001 app; \
     useradd --uid 10001 --gid app --no-log-init --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
 

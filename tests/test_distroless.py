@@ -197,6 +197,25 @@ def test_copied_libraries_are_recorded_for_scanners(distroless_image, files, bas
     assert sorted(added - owned) == []
 
 
+def test_copied_packages_are_what_libpq5_needs_beyond_the_base(distroless_image, distroless_base):
+    """Each package record runtime-libs added is libpq5 or reached from it through packages the base
+    lacks: a base package's own dependencies (libssl3t64's openssl-provider-legacy) stay the base's choice."""
+    status = "/var/lib/dpkg/status.d/"
+    base = {os.path.basename(p) for p in image_texts(distroless_base, status) if not p.endswith(".md5sums")}
+    records = {os.path.basename(p): text for p, text in image_texts(distroless_image, status).items()}
+    added = {name: text for name, text in records.items() if not name.endswith(".md5sums") and name not in base}
+    reached, todo = set(), ["libpq5"]
+    while todo:
+        name = todo.pop()
+        if name in reached or name not in added:
+            continue
+        reached.add(name)
+        for line in re.findall(r"^(?:Pre-)?Depends: (.*)$", added[name], re.MULTILINE):
+            todo += [alt.split()[0].split(":")[0] for part in line.split(",") for alt in part.split("|")]
+    assert "libpq5" in reached
+    assert sorted(set(added) - reached) == []
+
+
 @pytest.fixture(scope="module")
 def sbom(distroless_image):
     """syft's JSON SBOM of the image, read from the local engine as `make compare` reads it (either

@@ -11,6 +11,7 @@ from dockertools import (
     RUN_ID,
     build,
     docker_or_fail,
+    image_files,
     image_size,
     inspect,
     layer_files_containing,
@@ -67,6 +68,27 @@ def test_no_apt_lists_in_final_image(multi_image):
         multi_image, "find /var/lib/apt/lists -type f ! -name lock; ls /var/cache/apt/*.bin 2>/dev/null; true"
     )
     assert found.strip() == ""
+
+
+def test_runtime_layer_keeps_no_package_manager_leftovers(multi_image, base_image):
+    """Installing libpq5 left no new copy of dpkg's and apt's logs, dpkg's status backup or
+    ldconfig's aux-cache: each is the base's file unchanged, or gone."""
+    leftovers = [
+        "/var/log/dpkg.log",
+        "/var/log/apt/history.log",
+        "/var/log/apt/term.log",
+        "/var/log/apt/eipp.log.xz",
+        "/var/lib/dpkg/status-old",
+        "/var/cache/ldconfig/aux-cache",
+    ]
+    image, base = image_files(multi_image), image_files(base_image)
+    changed = [
+        path
+        for path in leftovers
+        if path in image
+        and (path not in base or (image[path].size, image[path].mtime) != (base[path].size, base[path].mtime))
+    ]
+    assert changed == []
 
 
 def test_venv_has_no_pip_or_setuptools(multi_image):

@@ -49,8 +49,13 @@ standin() { # standin IMAGE DIR PLATFORM: build offline/DIR as IMAGE on top of t
 		say "$image is up to date"
 		return
 	fi
-	say "building $image from offline/$dir (a few minutes the first time; far more under emulation)"
-	docker build --platform "$platform" --build-arg "BASE=$base" \
+	# CPython for another platform is cross-compiled on the engine's own (hours under QEMU otherwise).
+	local cross=()
+	if [ "$dir" = python ] && [ "$platform" != "$engine_platform" ]; then
+		cross=(--file "$here/python/cross.Dockerfile" --build-arg "BUILD_BASE=$(debian_standin "$engine_platform")")
+	fi
+	say "building $image from offline/$dir (a few minutes the first time; more under emulation)"
+	docker build --platform "$platform" --build-arg "BASE=$base" ${cross[@]+"${cross[@]}"} \
 		--label "offline.recipe=$hash" ${ca_secret[@]+"${ca_secret[@]}"} --tag "$image" "$here/$dir" >&2
 }
 

@@ -54,6 +54,9 @@ PLATFORM = os.environ.get("PLATFORM") or None
 # Such images may run under QEMU, where builds and process starts are many times slower: every wait
 # for them is this many times longer. (The timing tests are not run there: they would time QEMU.)
 EMULATION_FACTOR = 6 if PLATFORM else 1
+# A HEALTHCHECK probe is a process start too: under emulation its timeout is stretched the same way
+# (docker run --health-timeout, or compose's healthcheck.timeout, override only that field).
+HEALTH_TIMEOUT_FACTOR = EMULATION_FACTOR
 RUN_ID = uuid.uuid4().hex[:8]
 
 
@@ -215,8 +218,20 @@ class Container:
     def __init__(self, image, *run_args, command=()):
         self.name = f"pyslim-test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
         self.started = time.monotonic()
+        emulated = []
+        if HEALTH_TIMEOUT_FACTOR > 1 and (health := inspect(image)["Config"].get("Healthcheck")):
+            emulated = ["--health-timeout", f"{health['Timeout'] * HEALTH_TIMEOUT_FACTOR // 10**9}s"]
         docker_or_fail(
-            "run", "--detach", "--name", self.name, "--publish", "127.0.0.1::8000", *run_args, image, *command
+            "run",
+            "--detach",
+            "--name",
+            self.name,
+            "--publish",
+            "127.0.0.1::8000",
+            *emulated,
+            *run_args,
+            image,
+            *command,
         )
         port = docker_or_fail("port", self.name, "8000/tcp").stdout.splitlines()[0].rsplit(":", 1)[1]
         self.url = f"http://127.0.0.1:{port}"
@@ -290,6 +305,12 @@ class Stack:
         password.write_text(f"pw-{RUN_ID}")
         password.chmod(0o644)
         self.env = {**os.environ, "WEB_PORT": str(self.port), "DB_PASSWORD_FILE": str(password), "VARIANT": variant}
+        if HEALTH_TIMEOUT_FACTOR > 1:
+            image = f"{IMAGE}:{variant}"
+            timeout = inspect(image)["Config"]["Healthcheck"]["Timeout"] * HEALTH_TIMEOUT_FACTOR // 10**9
+            override = tmp_path / "emulation.yaml"
+            override.write_text(f"services:\n  web:\n    healthcheck:\n      timeout: {timeout}s\n")
+            self.env["COMPOSE_FILE"] = os.pathsep.join([str(ROOT / "compose.yaml"), str(override)])
         self.url = f"http://127.0.0.1:{self.port}"
 
     def compose(self, *args, check=True, timeout=180):

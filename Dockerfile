@@ -83,11 +83,11 @@ RUN ["python", "-c", "\
 import http.client, os, signal, sys, time\n\
 port = int(os.environ.get('PORT', '8000'))\n\
 server = os.spawnvp(os.P_NOWAIT, 'gunicorn', ['gunicorn', '--config', 'gunicorn.conf.py', 'app:app'])\n\
-for attempt in range(100):\n\
+for attempt in range(3000):  # minutes, not seconds, when the build is emulated (arm64 on amd64)\n\
     try: http.client.HTTPConnection('127.0.0.1', port).connect(); break\n\
     except ConnectionRefusedError: time.sleep(0.1)  # not listening yet\n\
 for path in ['/', '/readyz', '/visits']:\n\
-    client = http.client.HTTPConnection('127.0.0.1', port, timeout=10)\n\
+    client = http.client.HTTPConnection('127.0.0.1', port, timeout=300)\n\
     client.request('GET', path)\n\
     client.getresponse().read()  # any status will do: the route's imports run either way\n\
 os.kill(server, signal.SIGTERM)\n\

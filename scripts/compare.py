@@ -170,7 +170,12 @@ def read_archive(image, compress=True):
     """Stream `docker save IMAGE` (nothing written to disk) through read_save_stream."""
     proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        return read_save_stream(proc.stdout, compress)
+        layers = read_save_stream(proc.stdout, compress)
+        # tarfile stops at the end-of-archive marker; the padding after it must be read too, or
+        # docker save, still writing it, dies of SIGPIPE (seen under load on the containerd store).
+        while proc.stdout.read(1 << 16):
+            pass
+        return layers
     finally:
         proc.stdout.close()
         stderr = proc.stderr.read().decode(errors="replace").strip()

@@ -1,11 +1,13 @@
 """`make compare`'s report: it runs end to end, its sizes mean the same on both image stores, and it leaves git clean."""
 
+import io
 import json
 import subprocess
 import sys
+import tarfile
 
 import pytest
-from dockertools import copy_tracked, image_size, image_store, inspect, make_variable
+from dockertools import compare, copy_tracked, image_size, image_store, inspect, make_variable
 
 pytestmark = pytest.mark.docker
 START, END = "<!-- compare:start -->", "<!-- compare:end -->"
@@ -134,3 +136,27 @@ def test_compare_writes_its_results_under_build(report):
     """The JSON and the chart land in build/, which .gitignore covers; the README is not an output."""
     assert "--readme" not in report["written"]
     assert all(path.startswith("build/") for path in report["written"].values())
+
+
+def test_compare_reads_docker_save_to_its_end(tmp_path, monkeypatch):
+    """read_archive reads the padding after the archive's end marker too: a `docker save` still
+    writing it when the reader stops would die of SIGPIPE (it did, under load, on the containerd store).
+    A stand-in `docker` writes a one-layer archive followed by 1 MiB of padding, more than a pipe holds."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        info = tarfile.TarInfo("app/hello.txt")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    archive = tmp_path / "save.tar"
+    with tarfile.open(archive, mode="w") as tar:
+        for name, data in (("layer.tar", layer.getvalue()), ("manifest.json", b'[{"Layers": ["layer.tar"]}]')):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with archive.open("ab") as out:
+        out.write(bytes(1 << 20))
+    fake = tmp_path / "docker"
+    fake.write_text(f"#!/bin/sh\nexec cat '{archive}'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    assert compare.image_size(compare.read_archive("any", compress=False)) == 5

@@ -728,7 +728,7 @@ def main():
         )
         for role, image in images.items()
     }
-    engine = "linux/" + docker_stdout("version", "--format", "{{.Server.Arch}}").strip()
+    engine = "linux/" + docker_stdout("version", "--format", "{{.Server.Arch}}").strip() if args.platform else None
     if args.platform and args.platform.removesuffix("/v8") != engine:  # QEMU: it would time the emulator
         for result in results.values():
             result.setdefault("startup", {"skipped": f"{args.platform} emulated on a {engine} engine"})

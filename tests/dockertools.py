@@ -54,9 +54,6 @@ PLATFORM = os.environ.get("PLATFORM") or None
 # Such images may run under QEMU, where builds and process starts are many times slower: every wait
 # for them is this many times longer. (The timing tests are not run there: they would time QEMU.)
 EMULATION_FACTOR = 6 if PLATFORM else 1
-# A HEALTHCHECK probe is a process start too: under emulation its timeout is stretched the same way
-# (docker run --health-timeout, or compose's healthcheck.timeout, override only that field).
-HEALTH_TIMEOUT_FACTOR = EMULATION_FACTOR
 RUN_ID = uuid.uuid4().hex[:8]
 
 
@@ -212,15 +209,22 @@ def wait_for_status(url, status=200, timeout=10.0):
     raise AssertionError(f"{url} did not answer {status} within {timeout * EMULATION_FACTOR}s (last error: {last})")
 
 
+def stretched_health_timeout(image):
+    """Under emulation, the image's HEALTHCHECK timeout times EMULATION_FACTOR (e.g. "18s"): the probe
+    is a process start too. Only that field is overridden (docker run --health-timeout, or compose's
+    healthcheck.timeout); None when not emulated or the image has no HEALTHCHECK."""
+    health = inspect(image)["Config"].get("Healthcheck") if EMULATION_FACTOR > 1 else None
+    return f"{health['Timeout'] * EMULATION_FACTOR // 10**9}s" if health else None
+
+
 class Container:
     """A detached container with port 8000 published on a random loopback port."""
 
     def __init__(self, image, *run_args, command=()):
         self.name = f"pyslim-test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
         self.started = time.monotonic()
-        emulated = []
-        if HEALTH_TIMEOUT_FACTOR > 1 and (health := inspect(image)["Config"].get("Healthcheck")):
-            emulated = ["--health-timeout", f"{health['Timeout'] * HEALTH_TIMEOUT_FACTOR // 10**9}s"]
+        health_timeout = stretched_health_timeout(image)
+        emulated = ["--health-timeout", health_timeout] if health_timeout else []
         docker_or_fail(
             "run",
             "--detach",
@@ -305,11 +309,9 @@ class Stack:
         password.write_text(f"pw-{RUN_ID}")
         password.chmod(0o644)
         self.env = {**os.environ, "WEB_PORT": str(self.port), "DB_PASSWORD_FILE": str(password), "VARIANT": variant}
-        if HEALTH_TIMEOUT_FACTOR > 1:
-            image = f"{IMAGE}:{variant}"
-            timeout = inspect(image)["Config"]["Healthcheck"]["Timeout"] * HEALTH_TIMEOUT_FACTOR // 10**9
+        if health_timeout := stretched_health_timeout(f"{IMAGE}:{variant}"):
             override = tmp_path / "emulation.yaml"
-            override.write_text(f"services:\n  web:\n    healthcheck:\n      timeout: {timeout}s\n")
+            override.write_text(f"services:\n  web:\n    healthcheck:\n      timeout: {health_timeout}\n")
             self.env["COMPOSE_FILE"] = os.pathsep.join([str(ROOT / "compose.yaml"), str(override)])
         self.url = f"http://127.0.0.1:{self.port}"
 

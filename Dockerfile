@@ -5,20 +5,22 @@
 # Both stages must start from the same image: the venv's scripts and pyvenv.cfg point at
 # the interpreter by absolute path (/usr/local/bin/python3), which must exist in the final stage.
 ARG PYTHON_IMAGE=python:3.13-slim-trixie
+# Debian packages your wheels need: headers to compile them (builder), libraries to run them (runtime).
+# Empty for a pure-Python app. Dockerfile.distroless and Dockerfile.single_stage name the same.
+ARG BUILD_PACKAGES="libpq-dev"
+ARG RUNTIME_PACKAGES="libpq5"
 
 FROM ${PYTHON_IMAGE} AS builder
+ARG BUILD_PACKAGES
 
-# A compiler (build-essential) and libpq's headers, to build psycopg2 against Debian's libpq.
+# A compiler and the headers, to build extensions (psycopg2) against Debian's libraries.
 # They stay in this stage.
 # Debian versions are not pinned: the archive drops old versions on every security update,
 # so a pin breaks the build; the base image's tag fixes the Debian release instead.
 # hadolint ignore=DL3008
 RUN set -eux; \
     apt-get update; \
-    apt-get install -y --no-install-recommends \
-        build-essential \
-        libpq-dev \
-    ; \
+    apt-get install -y --no-install-recommends build-essential ${BUILD_PACKAGES}; \
     rm -rf /var/lib/apt/lists/*
 
 # Install into a venv, not the system site-packages: the venv is one directory to copy whole,
@@ -43,28 +45,32 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     find /opt/venv -name '*.so' -exec strip --strip-unneeded {} +
 
 FROM ${PYTHON_IMAGE} AS runtime
+ARG RUNTIME_PACKAGES
 
-# libpq5 is the one library psycopg2's C extension needs at run time; no compiler, no headers.
-# A fixed numeric UID lets Kubernetes' runAsNonRoot verify it and matches no host account.
+# The libraries the extensions link (libpq5 for psycopg2); no compiler, no headers.
 # Unpinned on purpose, as in the builder stage.
 # hadolint ignore=DL3008
 RUN set -eux; \
-    apt-get update; \
-    apt-get install -y --no-install-recommends \
-        libpq5 \
-    ; \
+    if [ -n "${RUNTIME_PACKAGES}" ]; then \
+        apt-get update; \
+        apt-get install -y --no-install-recommends ${RUNTIME_PACKAGES}; \
+    fi; \
 # apt's lists, dpkg's and apt's logs, dpkg's backup of its database, ldconfig's cache of file
 # times: nothing reads them at run time, and the layer would keep them (about 0.3 MB).
     rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log /var/lib/dpkg/status-old \
         /var/cache/ldconfig/aux-cache; \
-    groupadd --gid 10001 app; \
-    useradd --uid 10001 --gid app --no-log-init --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
+# distroless's nonroot UID, so one volume serves either image. A fixed number lets Kubernetes'
+# runAsNonRoot verify it. /data: the app's one writable directory, empty and the app user's.
+    groupadd --gid 65532 nonroot; \
+    useradd --uid 65532 --gid nonroot --no-log-init --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nonroot; \
+    install -d -o nonroot -g nonroot /data
 
 # --link: this layer does not depend on the layers below it, so a new base reuses it.
 COPY --link --from=builder /opt/venv /opt/venv
 
 ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    DATA_DIR=/data
 
 # Code is owned by root and only readable by the app user: a compromised worker can't rewrite it.
 # The context is .dockerignore's allowlist, so that list alone says which files ship
@@ -76,33 +82,19 @@ COPY --link --chmod=0755 . ./
 
 # The base image ships no .pyc files, pip installed the venv without them, and the app user
 # can't write them: every worker would compile what it imports on every start, several times
-# slower than loading bytecode. Starting gunicorn and serving a few requests once, as root,
-# writes bytecode for exactly the modules that starting, serving and the HEALTHCHECK import,
-# and for none of the rest. Adapting the template? Add the paths your app serves to the list.
-RUN ["python", "-c", "\
-import http.client, os, signal, sys, time\n\
-port = int(os.environ.get('PORT', '8000'))\n\
-server = os.spawnvp(os.P_NOWAIT, 'gunicorn', ['gunicorn', '--config', 'gunicorn.conf.py', 'app:app'])\n\
-for attempt in range(3000):  # minutes, not seconds, when the build is emulated (arm64 on amd64)\n\
-    try: http.client.HTTPConnection('127.0.0.1', port).connect(); break\n\
-    except ConnectionRefusedError: time.sleep(0.1)  # not listening yet\n\
-for path in ['/', '/readyz', '/visits']:\n\
-    client = http.client.HTTPConnection('127.0.0.1', port, timeout=300)\n\
-    client.request('GET', path)\n\
-    client.getresponse().read()  # any status will do: the route's imports run either way\n\
-os.kill(server, signal.SIGTERM)\n\
-sys.exit(os.waitstatus_to_exitcode(os.waitpid(server, 0)[1]))\n\
-"]
+# slower than loading bytecode. Starting gunicorn and requesting gunicorn.conf.py's warm_paths once,
+# as root, writes bytecode for exactly the modules that starting and serving import.
+RUN ["python", "gunicorn.conf.py", "warm-up"]
 
-USER 10001:10001
+USER 65532:65532
 EXPOSE 8000
 
-# Exec form and the standard library only: no shell, no curl in the image.
+# Exec form and the standard library only: no shell, no curl in the image. GET health_path.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --start-interval=1s --retries=3 \
-    CMD ["python", "-c", "import http.client, os; c = http.client.HTTPConnection('127.0.0.1', int(os.environ.get('PORT', '8000')), timeout=2); c.request('GET', '/healthz'); raise SystemExit(c.getresponse().status != 200)"]
+    CMD ["python", "gunicorn.conf.py", "health"]
 
-# Exec form: gunicorn is PID 1 and receives docker stop's SIGTERM itself.
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "app:app"]
+# Exec form: gunicorn is PID 1 and receives docker stop's SIGTERM itself. The app is wsgi_app.
+CMD ["gunicorn", "--config", "gunicorn.conf.py"]
 
 # Last, so a new revision or date changes only metadata, never a cached layer.
 # SOURCE_URL: `make build` derives it from the git remote, CI from the repository it runs in.

@@ -108,13 +108,17 @@ def readyz():
     return jsonify(status="ok", server_version=server_version, libpq_version=libpq_version)
 
 
+@app.cli.command("init-db")
+def init_db():
+    """Create the app's table: the one-off setup step (gunicorn.conf.py's setup_command)."""
+    with _cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS visits (id int PRIMARY KEY CHECK (id = 1), count bigint NOT NULL)")
+
+
 @app.route("/visits", methods=["GET", "POST"])
 def visits():
     """GET returns the visit count; POST increments it and returns the new count."""
     with _cursor() as cur:
-        # Concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog.
-        cur.execute("SELECT pg_advisory_xact_lock(7331)")
-        cur.execute("CREATE TABLE IF NOT EXISTS visits (id int PRIMARY KEY CHECK (id = 1), count bigint NOT NULL)")
         if request.method == "POST":
             cur.execute("INSERT INTO visits VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET count = visits.count + 1")
         cur.execute("SELECT count FROM visits WHERE id = 1")

@@ -18,8 +18,8 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-import compare  # noqa: E402  (scripts/compare.py: the one definition of an image's Size)
+sys.path.insert(0, str(ROOT / "lab" / "scripts"))
+import compare  # noqa: E402  (lab/scripts/compare.py: the one definition of an image's Size)
 
 
 def dockerfile_arg(name, dockerfile="Dockerfile"):
@@ -272,11 +272,11 @@ def no_traceback(body):
 
 
 def tool(name):
-    """A command-line tool installed by requirements-dev.txt next to this interpreter, or on PATH."""
+    """A command-line tool installed by tests/requirements.txt next to this interpreter, or on PATH."""
     local = Path(sys.executable).parent / name
     found = str(local) if local.exists() else shutil.which(name)
     if not found:
-        raise AssertionError(f"{name} is not installed: `pip install -r requirements-dev.txt`")
+        raise AssertionError(f"{name} is not installed: `pip install -r tests/requirements.txt`")
     return found
 
 

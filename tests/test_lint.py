@@ -41,9 +41,9 @@ def test_ruff_check_clean():
 
 
 def test_renovate_config_matches_renovates_schema():
-    """check-jsonschema's vendored Renovate schema (no network) accepts renovate.json."""
+    """check-jsonschema's vendored Renovate schema (no network) accepts .github/renovate.json."""
     proc = subprocess.run(
-        [tool("check-jsonschema"), "--builtin-schema", "vendor.renovate", "renovate.json"],
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.renovate", ".github/renovate.json"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -32,7 +32,7 @@ LOCKS = sorted(path.name for path in ROOT.glob("requirements*.txt"))
 
 
 def renovate():
-    return json.loads((ROOT / "renovate.json").read_text())
+    return json.loads((ROOT / ".github" / "renovate.json").read_text())
 
 
 def lock_files():

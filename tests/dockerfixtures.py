@@ -7,8 +7,6 @@ import pytest
 from dockertools import (
     BASE_IMAGES,
     IMAGE,
-    NGINX_IMAGE,
-    POSTGRES_IMAGE,
     PYTHON_IMAGE,
     ROOT,
     RUN_ID,

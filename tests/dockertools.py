@@ -18,8 +18,6 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "lab" / "scripts"))
-import compare  # noqa: E402  (lab/scripts/compare.py: the one definition of an image's Size)
 
 
 def dockerfile_arg(name, dockerfile="Dockerfile"):
@@ -113,12 +111,21 @@ def inspect(image):
 def image_size(image):
     """The image's Size as `make compare` reports it: the bytes of file content in its layers, read from
     `docker save`, so the same on both image stores (inspect's Size is packed content on containerd's)."""
+    compare = _compare()
     return compare.image_size(compare.read_archive(image, compress=False))
 
 
 def image_store():
     """The engine's image store: "containerd" or "classic"."""
-    return compare.image_store()
+    return _compare().image_store()
+
+
+def _compare():
+    """lab/scripts/compare.py: the one definition of an image's Size."""
+    sys.path.insert(0, str(ROOT / "lab" / "scripts"))
+    import compare
+
+    return compare
 
 
 def scan_layers(image, keep):

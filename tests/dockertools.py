@@ -374,3 +374,10 @@ class LogWindow:
             if sum(needle in line for line in lines) >= count or time.monotonic() > deadline:
                 return lines
             time.sleep(0.05)
+
+
+def __getattr__(name):
+    """`from dockertools import compare`: loaded on first use, so the contract tests import without the lab."""
+    if name == "compare":
+        return _compare()
+    raise AttributeError(name)

@@ -121,7 +121,9 @@ def test_linux_only_files_exist():
 def test_scan_covers_the_makefile_the_host_scripts_and_the_tests():
     """The scan reads what runs on the host: both Makefiles, bases.sh, engine.sh, the tests."""
     files = host_files()
-    for path in present(["Makefile", "lab/Makefile", "lab/offline/bases.sh", "lab/offline/engine.sh", "tests/hostile.py"]):
+    for path in present(
+        ["Makefile", "lab/Makefile", "lab/offline/bases.sh", "lab/offline/engine.sh", "tests/hostile.py"]
+    ):
         assert path in files, path
 
 

@@ -17,6 +17,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import imagefiles
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -111,21 +113,12 @@ def inspect(image):
 def image_size(image):
     """The image's Size as `make compare` reports it: the bytes of file content in its layers, read from
     `docker save`, so the same on both image stores (inspect's Size is packed content on containerd's)."""
-    compare = _compare()
-    return compare.image_size(compare.read_archive(image, compress=False))
+    return imagefiles.image_size(imagefiles.read_archive(image, compress=False))
 
 
 def image_store():
     """The engine's image store: "containerd" or "classic"."""
-    return _compare().image_store()
-
-
-def _compare():
-    """lab/scripts/compare.py: the one definition of an image's Size."""
-    sys.path.insert(0, str(ROOT / "lab" / "scripts"))
-    import compare
-
-    return compare
+    return imagefiles.image_store()
 
 
 def scan_layers(image, keep):
@@ -287,7 +280,7 @@ def tool(name):
     return found
 
 
-def make_variable(name, cwd=ROOT, env=None):
+def make_variable(name, cwd=ROOT, env=None, makefile="Makefile"):
     """The value the Makefile in cwd gives a variable, without running any of its targets.
     A second makefile holds the printing rule: evaluating it from the command line needs GNU make 3.82,
     and macOS has 3.81."""
@@ -295,7 +288,7 @@ def make_variable(name, cwd=ROOT, env=None):
         printer.write(f"print-variable:\n\t@echo $({name})\n")
         printer.flush()
         proc = subprocess.run(
-            ["make", "--no-print-directory", "-s", "-f", "Makefile", "-f", printer.name, "print-variable"],
+            ["make", "--no-print-directory", "-s", "-f", makefile, "-f", printer.name, "print-variable"],
             cwd=cwd,
             capture_output=True,
             text=True,
@@ -374,10 +367,3 @@ class LogWindow:
             if sum(needle in line for line in lines) >= count or time.monotonic() > deadline:
                 return lines
             time.sleep(0.05)
-
-
-def __getattr__(name):
-    """`from dockertools import compare`: loaded on first use, so the contract tests import without the lab."""
-    if name == "compare":
-        return _compare()
-    raise AttributeError(name)

@@ -9,7 +9,10 @@ import sys
 import tarfile
 
 import pytest
-from dockertools import compare, copy_tracked, image_size, image_store, inspect, make_variable
+from dockertools import ROOT, copy_tracked, image_size, image_store, inspect, make_variable
+
+sys.path.insert(0, str(ROOT / "lab" / "scripts"))
+import compare  # noqa: E402
 
 pytestmark = pytest.mark.docker
 START, END = "<!-- compare:start -->", "<!-- compare:end -->"
@@ -17,11 +20,11 @@ START, END = "<!-- compare:start -->", "<!-- compare:end -->"
 
 def tracked_copy(dest):
     """A git repository at dest holding this tree's tracked files, with the published results
-    (the README's compare block and docs/compare.svg) blanked, so that any rewrite of them shows."""
+    (the README's compare block and lab/docs/compare.svg) blanked, so that any rewrite of them shows."""
     copy_tracked(dest)
     head, rest = (dest / "README.md").read_text().split(START, 1)
     (dest / "README.md").write_text(f"{head}{START}\n{END}{rest.split(END, 1)[1]}")
-    (dest / "docs" / "compare.svg").write_text("<svg/>\n")
+    (dest / "lab" / "docs" / "compare.svg").write_text("<svg/>\n")
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
     for args in (["init", "-q"], ["add", "--all"], ["commit", "-q", "-m", "copy"]):
         subprocess.run(git + args, cwd=dest, check=True, capture_output=True)
@@ -33,11 +36,11 @@ def report(base_image, single_image, multi_image, distroless_base, distroless_im
     """compare.py run once over the five images with the outputs `make compare` gives it, in a scratch
     copy of the tree (one start-up run per image, to stay quick); also what `git status` said afterwards."""
     copy = tracked_copy(tmp_path_factory.mktemp("compare"))
-    outputs = make_variable("COMPARE_OUTPUTS").split()
+    outputs = make_variable("COMPARE_OUTPUTS", makefile="lab/Makefile").split()
     proc = subprocess.run(
         [
             sys.executable,
-            "scripts/compare.py",
+            "lab/scripts/compare.py",
             "--base",
             base_image,
             "--single-stage",

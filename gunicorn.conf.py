@@ -75,7 +75,7 @@ def _warm_up():
             try:
                 _get(health_path, 300)
                 break
-            except ConnectionRefusedError:
+            except OSError:  # not listening yet, or gunicorn went down with the request (checked above)
                 if time.monotonic() > deadline:
                     os.kill(server, signal.SIGKILL)
                     sys.exit("warm-up: gunicorn did not listen within 300 s")

@@ -7,8 +7,6 @@ import pytest
 from dockertools import (
     BASE_IMAGES,
     IMAGE,
-    NGINX_IMAGE,
-    POSTGRES_IMAGE,
     PYTHON_IMAGE,
     ROOT,
     RUN_ID,
@@ -47,32 +45,36 @@ def context_canaries():
         if not path.exists():
             path.write_text(f"SECRET_TOKEN=canary-{RUN_ID}\n")
             planted.append(path)
-    yield [f"canary-{RUN_ID}.txt", ".env", ".env.production", ".git/", "tests/", "offline/"]
+    yield [f"canary-{RUN_ID}.txt", ".env", ".env.production", ".git/", "tests/", "lab/"]
     for path in planted:
         path.unlink()
 
 
+def present_or_pulled(*images):
+    """Each image, pulled if the engine doesn't have it; a clear failure where it can't be."""
+    for image in images:
+        if docker_or_fail("image", "inspect", image, check=False).returncode == 0:
+            continue
+        pulled = docker_or_fail("pull", "--quiet", image, check=False, timeout=900)
+        if pulled.returncode != 0:
+            pytest.fail(
+                f"{image} is not here and can't be pulled: {pulled.stderr.strip()}\n"
+                "Set the make variable for it to an image you have (a mirror), e.g. `make test PYTHON_IMAGE=...`",
+                pytrace=False,
+            )
+
+
 @pytest.fixture(scope="session")
 def base_image(engine):
-    """The base image both Dockerfiles start from (official or offline stand-in)."""
-    if docker_or_fail("image", "inspect", PYTHON_IMAGE, check=False).returncode != 0:
-        pytest.fail(
-            f"base image {PYTHON_IMAGE} is not here: run `make test`, which pulls it or builds a stand-in,"
-            " or set PYTHON_IMAGE to an image you have",
-            pytrace=False,
-        )
+    """The base image both slim Dockerfiles start from."""
+    present_or_pulled(PYTHON_IMAGE)
     return PYTHON_IMAGE
 
 
 @pytest.fixture(scope="session")
 def distroless_base(engine):
     """The distroless runtime base and the Debian image its builder starts from."""
-    for image in (BASE_IMAGES["DISTROLESS_IMAGE"], BASE_IMAGES["DEBIAN_IMAGE"]):
-        if docker_or_fail("image", "inspect", image, check=False).returncode != 0:
-            pytest.fail(
-                f"base image {image} is not here: run `make test`, which pulls it or builds a stand-in",
-                pytrace=False,
-            )
+    present_or_pulled(BASE_IMAGES["DISTROLESS_IMAGE"], BASE_IMAGES["DEBIAN_IMAGE"])
     return BASE_IMAGES["DISTROLESS_IMAGE"]
 
 
@@ -118,10 +120,10 @@ def run(engine):
 def compose_stack(tmp_path_factory, variant):
     """A compose stack of its own (`make up VARIANT=variant`), up with --wait (every service healthy),
     removed with its volume after."""
-    for image in (POSTGRES_IMAGE, NGINX_IMAGE):
-        if docker_or_fail("image", "inspect", image, check=False).returncode != 0:
-            pytest.fail(f"{image} is not here: run `make test`, which pulls it or builds a stand-in", pytrace=False)
     stack = Stack(tmp_path_factory.mktemp("compose"), variant)
+    # The images compose.yaml runs beside the app (Postgres and nginx, or whatever yours names).
+    images = stack.compose("config", "--images").stdout.split()
+    present_or_pulled(*(image for image in images if not image.startswith(f"{IMAGE}:")))
     try:
         stack.compose("up", "--wait", "--no-build", "--quiet-pull")
         yield stack

@@ -17,9 +17,9 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import imagefiles
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "lab" / "scripts"))
-import compare  # noqa: E402  (lab/scripts/compare.py: the one definition of an image's Size)
 
 
 def dockerfile_arg(name, dockerfile="Dockerfile"):
@@ -113,12 +113,12 @@ def inspect(image):
 def image_size(image):
     """The image's Size as `make compare` reports it: the bytes of file content in its layers, read from
     `docker save`, so the same on both image stores (inspect's Size is packed content on containerd's)."""
-    return compare.image_size(compare.read_archive(image, compress=False))
+    return imagefiles.image_size(imagefiles.read_archive(image, compress=False))
 
 
 def image_store():
     """The engine's image store: "containerd" or "classic"."""
-    return compare.image_store()
+    return imagefiles.image_store()
 
 
 def scan_layers(image, keep):
@@ -280,7 +280,7 @@ def tool(name):
     return found
 
 
-def make_variable(name, cwd=ROOT, env=None):
+def make_variable(name, cwd=ROOT, env=None, makefile="Makefile"):
     """The value the Makefile in cwd gives a variable, without running any of its targets.
     A second makefile holds the printing rule: evaluating it from the command line needs GNU make 3.82,
     and macOS has 3.81."""
@@ -288,7 +288,7 @@ def make_variable(name, cwd=ROOT, env=None):
         printer.write(f"print-variable:\n\t@echo $({name})\n")
         printer.flush()
         proc = subprocess.run(
-            ["make", "--no-print-directory", "-s", "-f", "Makefile", "-f", printer.name, "print-variable"],
+            ["make", "--no-print-directory", "-s", "-f", makefile, "-f", printer.name, "print-variable"],
             cwd=cwd,
             capture_output=True,
             text=True,

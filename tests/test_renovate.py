@@ -28,21 +28,24 @@ RENOVATE_PIP_COMPILE_OPTIONS = {
     "--extra-index-url",
 }
 HEADER_COMMAND = re.compile(r"^#    (pip-compile .*)$", re.MULTILINE)
-LOCKS = sorted(path.name for path in ROOT.glob("requirements*.txt"))
+LOCKS = sorted(
+    str(path.relative_to(ROOT)) for path in [*ROOT.glob("requirements*.txt"), *ROOT.glob("tests/requirements*.txt")]
+)
 
 
 def renovate():
     return json.loads((ROOT / ".github" / "renovate.json").read_text())
 
 
-def lock_files():
-    return make_variable("LOCK_FILES").split()
+def sources():
+    """{lock file: the file it is compiled from}, as `make requirements` pairs them (LOCKS = source:lock ...)."""
+    return {lock: source for source, lock in (pair.split(":") for pair in make_variable("LOCKS").split())}
 
 
 def test_make_requirements_writes_every_lock_file():
-    """The Makefile's LOCK_FILES are the requirements*.txt in the tree (and the checks below see them all)."""
+    """The Makefile's LOCKS are the requirements*.txt in the tree (and the checks below see them all)."""
     assert "requirements.txt" in LOCKS
-    assert sorted(lock_files()) == LOCKS
+    assert sorted(sources()) == LOCKS
 
 
 @pytest.mark.parametrize("lock", LOCKS)
@@ -52,7 +55,7 @@ def test_lock_header_uses_only_options_renovate_accepts(lock):
     assert header, f"{lock} has no pip-compile header"
     options = {word.split("=", 1)[0] for word in shlex.split(header.group(1))[1:] if word.startswith("-")}
     assert options <= RENOVATE_PIP_COMPILE_OPTIONS, f"Renovate rejects {sorted(options - RENOVATE_PIP_COMPILE_OPTIONS)}"
-    assert lock.replace(".txt", ".in") in header.group(1).split()
+    assert sources()[lock] in header.group(1).split(), f"{lock}'s header doesn't compile {sources()[lock]}"
 
 
 @pytest.mark.parametrize("lock", LOCKS)
@@ -65,7 +68,7 @@ def test_lock_names_no_index_or_find_links_of_this_machine(lock):
 def test_renovate_manages_every_lock_file():
     """Renovate's pip-compile manager matches each lock file make requirements writes."""
     patterns = [re.compile(p.strip("/")) for p in renovate()["pip-compile"]["managerFilePatterns"]]
-    for lock in lock_files():
+    for lock in sources():
         assert any(p.search(lock) for p in patterns), f"Renovate does not manage {lock}"
 
 

@@ -116,6 +116,20 @@ for job in "${jobs[@]}"; do
 	say "job $job: $(($(date +%s) - job_started)) s"
 done
 
+# What a template user runs by hand, in the same clone without lab/: build, the stack up (on a free
+# loopback port), down again with its volumes.
+if [ ${#failed[@]} -eq 0 ] && [ -n "${REHEARSAL_TEMPLATE:-1}" ]; then
+	port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	say "template: make build, make up (WEB_PORT=$port), make down"
+	if run_as_runner env WEB_PORT="$port" COMPOSE_PROJECT_NAME=pyslim-rehearsal \
+		bash -e -c 'make build && make up && make down && docker compose down --volumes' 2>&1 | tee -a "$log"; then
+		say "template: ok"
+	else
+		run_as_runner env COMPOSE_PROJECT_NAME=pyslim-rehearsal docker compose down --volumes >/dev/null 2>&1 || true
+		failed+=(template)
+	fi
+fi
+
 say "done in $(($(date +%s) - started)) s; log: $log"
 # pytest's summary line of the test job, e.g. "==== 340 passed in 612.34s ====".
 grep -E '^=+ .*[0-9]+ (passed|failed|error).* in [0-9.]+s' "$log" | tail -1 || say "no pytest summary in the log"

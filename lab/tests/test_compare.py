@@ -1,13 +1,18 @@
 """`make compare`'s report: it runs end to end, its sizes mean the same on both image stores, and it leaves git clean."""
 
+import ast
 import io
 import json
+import pathlib
 import subprocess
 import sys
 import tarfile
 
 import pytest
-from dockertools import compare, copy_tracked, image_size, image_store, inspect, make_variable
+from dockertools import ROOT, copy_tracked, image_size, image_store, inspect, make_variable
+
+sys.path.insert(0, str(ROOT / "lab" / "scripts"))
+import compare  # noqa: E402
 
 pytestmark = pytest.mark.docker
 START, END = "<!-- compare:start -->", "<!-- compare:end -->"
@@ -15,11 +20,11 @@ START, END = "<!-- compare:start -->", "<!-- compare:end -->"
 
 def tracked_copy(dest):
     """A git repository at dest holding this tree's tracked files, with the published results
-    (the README's compare block and docs/compare.svg) blanked, so that any rewrite of them shows."""
+    (the README's compare block and lab/docs/compare.svg) blanked, so that any rewrite of them shows."""
     copy_tracked(dest)
     head, rest = (dest / "README.md").read_text().split(START, 1)
     (dest / "README.md").write_text(f"{head}{START}\n{END}{rest.split(END, 1)[1]}")
-    (dest / "docs" / "compare.svg").write_text("<svg/>\n")
+    (dest / "lab" / "docs" / "compare.svg").write_text("<svg/>\n")
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
     for args in (["init", "-q"], ["add", "--all"], ["commit", "-q", "-m", "copy"]):
         subprocess.run(git + args, cwd=dest, check=True, capture_output=True)
@@ -31,16 +36,16 @@ def report(base_image, single_image, multi_image, distroless_base, distroless_im
     """compare.py run once over the five images with the outputs `make compare` gives it, in a scratch
     copy of the tree (one start-up run per image, to stay quick); also what `git status` said afterwards."""
     copy = tracked_copy(tmp_path_factory.mktemp("compare"))
-    outputs = make_variable("COMPARE_OUTPUTS").split()
+    outputs = make_variable("COMPARE_OUTPUTS", makefile="lab/Makefile").split()
     proc = subprocess.run(
         [
             sys.executable,
-            "scripts/compare.py",
+            "lab/scripts/compare.py",
             "--base",
             base_image,
-            "--single",
+            "--single-stage",
             single_image,
-            "--multi",
+            "--multi-stage",
             multi_image,
             "--distroless-base",
             distroless_base,
@@ -107,8 +112,8 @@ def test_compare_counts_fewer_sbom_packages_in_distroless(report):
     """The SBOM column measures the attack surface: distroless carries fewer packages than multi-stage,
     which carries fewer than single-stage, and every app image lists the app's Python packages."""
     data = report["data"]
-    sbom = {role: data["images"][role]["sbom"] for role in ("single", "multi", "distroless")}
-    assert sbom["distroless"]["total"] < sbom["multi"]["total"] < sbom["single"]["total"], sbom
+    sbom = {role: data["images"][role]["sbom"] for role in ("single-stage", "multi-stage", "distroless")}
+    assert sbom["distroless"]["total"] < sbom["multi-stage"]["total"] < sbom["single-stage"]["total"], sbom
     assert all(counts["by_type"].get("python", 0) >= 9 for counts in sbom.values()), sbom
 
 
@@ -116,7 +121,13 @@ def test_compare_finds_compilers_only_in_single_stage(report):
     """The compilers column is read from each image's files, so it works without a shell."""
     data = report["data"]
     found = {role: bool(r["compilers"]) for role, r in data["images"].items()}
-    assert found == {"base": False, "single": True, "multi": False, "distroless_base": False, "distroless": False}
+    assert found == {
+        "base": False,
+        "single-stage": True,
+        "multi-stage": False,
+        "distroless-base": False,
+        "distroless": False,
+    }
 
 
 def test_compare_writes_an_svg_chart(report):
@@ -160,3 +171,37 @@ def test_compare_reads_docker_save_to_its_end(tmp_path, monkeypatch):
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     assert compare.image_size(compare.read_archive("any", compress=False)) == 5
+
+
+def test_compare_has_one_flag_per_variant():
+    """The variants' flags are their names; the old short ones, --single and --multi, are refused rather
+    than taken as abbreviations of the new."""
+    args = compare.parse_args(["--syft", "syft", "--base", "b", "--single-stage", "s", "--multi-stage", "m"])
+    assert compare.images_by_role(args) == {"base": "b", "single-stage": "s", "multi-stage": "m"}
+    for old in (["--single", "s", "--multi-stage", "m"], ["--single-stage", "s", "--multi", "m"]):
+        with pytest.raises(SystemExit):
+            compare.parse_args(["--syft", "syft", "--base", "b", *old])
+
+
+def test_compare_marks_stand_in_images_in_the_table():
+    """A row whose image is an offline/ stand-in says so, in the text table and in the README's, outside
+    the name's code span; the figures of a stand-in are not the registry image's. Other rows are unmarked."""
+    rows = compare.table_rows(
+        {"base": {"image": "offline/python:3.13-slim-trixie"}, "multi-stage": {"image": "pyslim:multi-stage"}}
+    )
+    assert [row[0] for row in rows[1:]] == ["offline/python:3.13-slim-trixie (stand-in)", "pyslim:multi-stage"]
+    table = compare.markdown(rows, [], "measured").splitlines()
+    assert table[2].startswith("| `offline/python:3.13-slim-trixie` (stand-in) | err |"), table[2]
+    assert table[3].startswith("| `pyslim:multi-stage` | err |"), table[3]
+
+
+def test_compare_functions_fit_on_a_screen():
+    """No function of compare.py, nested ones included, runs over 50 lines from its def to its last line:
+    parse, probe, measure and write each stay readable on their own."""
+    tree = ast.parse(pathlib.Path(compare.__file__).read_text(encoding="utf-8"))
+    long = {
+        node.name: node.end_lineno - node.lineno + 1
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 50
+    }
+    assert long == {}, long

@@ -16,12 +16,12 @@ from dockertools import ROOT, make_variable
 # Files that never run on a macOS host, and why. Everything else that runs on the host is scanned.
 LINUX_ONLY = {
     ".ci/run": "our CI machines: Debian, as root",
-    "offline/dockerd.sh": "installs Docker from Debian's archive and starts dockerd, as root on Linux",
-    "offline/debian/build.sh": "debootstrap as root on a Debian/Ubuntu host",
-    "offline/rehearse-ci.sh": "plays GitHub's Ubuntu runner: useradd, sudo and apt, as root on Linux",
-    "offline/nginx/docker-entrypoint.sh": "runs inside the nginx stand-in image",
-    "offline/nginx/20-envsubst-on-templates.sh": "runs inside the nginx stand-in image",
-    "offline/postgres/docker-entrypoint.sh": "runs inside the Postgres stand-in image",
+    "lab/offline/dockerd.sh": "installs Docker from Debian's archive and starts dockerd, as root on Linux",
+    "lab/offline/debian/build.sh": "debootstrap as root on a Debian/Ubuntu host",
+    "lab/offline/rehearse-ci.sh": "plays GitHub's Ubuntu runner: useradd, sudo and apt, as root on Linux",
+    "lab/offline/nginx/docker-entrypoint.sh": "runs inside the nginx stand-in image",
+    "lab/offline/nginx/20-envsubst-on-templates.sh": "runs inside the nginx stand-in image",
+    "lab/offline/postgres/docker-entrypoint.sh": "runs inside the Postgres stand-in image",
 }
 ESCAPE = "# portable:"
 
@@ -75,15 +75,15 @@ def host_files():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     files = {}
     for path in tracked:
-        if path in LINUX_ONLY or path == "tests/test_portable.py":  # this file: the list itself
+        if path in LINUX_ONLY or path == "lab/tests/test_portable.py":  # this file: the list itself
             continue
-        if path == "Makefile" or path.endswith(".mk"):
+        if path.endswith(("Makefile", ".mk")):
             files[path] = {"make", "shell", "any"}  # recipes are shell
         elif path.endswith(".sh"):
             files[path] = {"shell", "any"}
         elif path.startswith((".ci/",)):
             files[path] = {"shell", "any"}
-        elif path.endswith(".py") and path.startswith(("tests/", "scripts/", "offline/tests/")):
+        elif path.endswith(".py") and path.startswith(("tests/", "lab/")):
             files[path] = {"python", "any"}
     return files
 
@@ -108,8 +108,8 @@ def offending_lines(pattern, kind, files):
 
 
 def present(paths):
-    """The paths, less those under offline/ when that folder is gone (deleting it breaks nothing)."""
-    return {path for path in paths if not path.startswith("offline/") or (ROOT / "offline").is_dir()}
+    """The paths, less those under lab/ when that folder is gone (deleting it breaks nothing)."""
+    return {path for path in paths if not path.startswith("lab/") or (ROOT / "lab").is_dir()}
 
 
 def test_linux_only_files_exist():
@@ -119,10 +119,10 @@ def test_linux_only_files_exist():
 
 
 def test_scan_covers_the_makefile_the_host_scripts_and_the_tests():
-    """The scan reads what runs on the host: the Makefile, offline/offline.mk, bases.sh, engine.sh, the tests."""
+    """The scan reads what runs on the host: both Makefiles, bases.sh, engine.sh, the tests."""
     files = host_files()
     for path in present(
-        ["Makefile", "offline/offline.mk", "offline/bases.sh", "offline/engine.sh", "tests/hostile.py"]
+        ["Makefile", "lab/Makefile", "lab/offline/bases.sh", "lab/offline/engine.sh", "tests/hostile.py"]
     ):
         assert path in files, path
 
@@ -170,7 +170,7 @@ def test_stalled_sockets_fit_under_macos_open_file_limit():
 
 
 def test_python_minimum_is_named_once():
-    """The Makefile's PYTHON_MIN and ruff's target-version (pyproject.toml) name the same Python."""
+    """The Makefile's PYTHON_MIN (pyproject.toml's requires-python) and ruff's target-version name the same Python."""
     target = re.search(r'^target-version = "py(\d)(\d+)"', (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
     assert target, "pyproject.toml has no ruff target-version"
     assert make_variable("PYTHON_MIN") == f"{target.group(1)}.{target.group(2)}"

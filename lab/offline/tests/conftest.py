@@ -28,7 +28,7 @@ def _require_engine() -> None:
     if _engine_error is not None:
         pytest.fail(
             f"no Docker engine answers `docker info` ({_engine_error}); "
-            "start one (offline/engine.sh does) and run again",
+            "start one (`make -f lab/Makefile engine`) and run again",
             pytrace=False,
         )
 

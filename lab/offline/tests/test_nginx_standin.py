@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 IMAGE = os.environ.get("NGINX_IMAGE", "offline/nginx:trixie")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 pytestmark = pytest.mark.docker
 
@@ -93,7 +93,7 @@ def test_runs_the_stack_config_unprivileged_and_read_only(tracked_docker):
         network,
         # A bind mount, as compose.yaml does (docker cp can't write to a read-only root).
         "-v",
-        f"{os.path.join(ROOT, 'proxy', 'nginx.conf')}:/etc/nginx/nginx.conf:ro",
+        f"{os.path.join(ROOT, 'deploy', 'proxy', 'nginx.conf')}:/etc/nginx/nginx.conf:ro",
         IMAGE,
     )
     tracked_docker("start", name)

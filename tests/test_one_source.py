@@ -20,17 +20,20 @@ NEW = {
     ("Dockerfile.distroless", "DEBIAN_IMAGE"): "debian:bookworm-slim",
     ("Dockerfile.distroless", "DISTROLESS_IMAGE"): "gcr.io/distroless/python3-debian12:nonroot",
 }
-NEW_COMPOSE = {"POSTGRES_IMAGE": "postgres:16-bookworm", "NGINX_IMAGE": "nginx:bookworm"}
-NEW_POSTGRES = NEW_COMPOSE["POSTGRES_IMAGE"]
+# Every image compose.yaml runs beside the app (Postgres and nginx in the example), named as ${X_IMAGE:-default}.
+NEW_COMPOSE = {
+    name: f"registry.example/{name.lower()}:edited"
+    for name in re.findall(r"\$\{(\w+_IMAGE):-[^}]+\}", (ROOT / "compose.yaml").read_text())
+}
 # make exports these to the tests; a user's shell doesn't have them.
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.endswith("_IMAGE") and k not in ("VARIANT", "IMAGE")}
 
 
 @pytest.fixture(scope="module")
 def edited(tmp_path_factory):
-    """A copy of the tracked tree, without offline/ (a user may delete it), each default edited once."""
+    """A copy of the tracked tree, without lab/ (a user may delete it), each default edited once."""
     copy = copy_tracked(tmp_path_factory.mktemp("one-source"))
-    shutil.rmtree(copy / "offline")
+    shutil.rmtree(copy / "lab", ignore_errors=True)
     for (dockerfile, arg), image in NEW.items():
         path = copy / dockerfile
         text, count = re.subn(rf"^ARG {arg}=\S+$", f"ARG {arg}={image}", path.read_text(), flags=re.MULTILINE)
@@ -48,7 +51,7 @@ def test_make_builds_every_image_from_the_edited_args(edited):
     """`make build` passes the edited images to every docker build (single-stage included)."""
     out = subprocess.run(["make", "-n", "build"], cwd=edited, env=CLEAN_ENV, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    builds = [line for line in out.stdout.splitlines() if line.startswith("docker build")]
+    builds = re.findall(r"docker build [^&\n]+", out.stdout)
     assert len(builds) == 3, out.stdout
     for line in builds:
         for (_, arg), image in NEW.items():
@@ -56,14 +59,15 @@ def test_make_builds_every_image_from_the_edited_args(edited):
 
 
 def test_make_runs_the_edited_compose_images(edited):
-    """The Makefile's POSTGRES_IMAGE and NGINX_IMAGE (which offline/ resolves) are compose.yaml's defaults."""
+    """The Makefile's POSTGRES_IMAGE and NGINX_IMAGE are compose.yaml's defaults (a user without Postgres
+    deletes it: the Makefile's then names nothing, and nothing uses it)."""
     for name, image in NEW_COMPOSE.items():
         assert make_variable(name, cwd=edited, env=CLEAN_ENV) == image
 
 
 def test_compose_leaves_the_base_images_to_the_dockerfile(edited):
     """Run without make, compose passes no base image (so the Dockerfile's ARG decides) and runs the
-    edited Postgres; run by make, it passes make's (the same ARGs, or offline stand-ins for them)."""
+    edited images beside the app; run by make, it passes make's (the same ARGs, or a mirror's)."""
     config = subprocess.run(
         ["docker", "compose", "config", "--format", "json", "--no-interpolate"],
         cwd=edited,
@@ -82,19 +86,19 @@ def test_compose_leaves_the_base_images_to_the_dockerfile(edited):
         text=True,
     )
     services = json.loads(resolved.stdout)["services"]
-    assert services["db"]["image"] == NEW_POSTGRES and services["proxy"]["image"] == NEW_COMPOSE["NGINX_IMAGE"]
+    images = {service["image"] for name, service in services.items() if "build" not in service}
+    assert set(NEW_COMPOSE.values()) <= images, images
     assert services["web"]["build"]["args"].get("PYTHON_IMAGE") == "from-make", services["web"]["build"]
 
 
 def test_tests_read_the_edited_defaults(edited):
     """Run without make, the tests build from the same edited ARGs."""
-    code = "import json, dockertools as d; print(json.dumps([d.BASE_IMAGES, d.POSTGRES_IMAGE]))"
+    code = "import json, dockertools as d; print(json.dumps(d.BASE_IMAGES))"
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=edited / "tests", env=CLEAN_ENV, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
-    bases, postgres = json.loads(out.stdout)
-    assert bases == {arg: image for (_, arg), image in NEW.items()} and postgres == NEW_POSTGRES
+    assert json.loads(out.stdout) == {arg: image for (_, arg), image in NEW.items()}
 
 
 def test_single_stage_names_the_same_python_as_multi_stage():
@@ -109,18 +113,9 @@ OVERLAY_DOCKERFILES = {"multi-stage": "Dockerfile", "distroless": "Dockerfile.di
 SHIPPED_DOCKERFILES = sorted(set(OVERLAY_DOCKERFILES.values()))
 
 
-def test_nginx_refuses_what_the_app_would_refuse():
-    """proxy/nginx.conf's client_max_body_size is app.py's MAX_CONTENT_LENGTH, and a body up to it
-    fits nginx's in-memory buffer."""
-    limit = facts.app_fact("MAX_CONTENT_LENGTH")
-    assert facts.nginx_bytes("client_max_body_size") == limit
-    assert facts.nginx_bytes("client_body_buffer_size") >= limit
-
-
-def test_gunicorn_outwaits_the_apps_worst_database_wait():
-    """gunicorn kills a worker only after the app's connect timeout plus its statement timeout."""
-    worst = facts.app_fact("CONNECT_TIMEOUT_S") + facts.app_fact("STATEMENT_TIMEOUT_MS") / 1000
-    assert facts.gunicorn_settings()["timeout"] > worst
+def test_nginx_keeps_every_body_it_accepts_in_memory():
+    """A body up to deploy/proxy/nginx.conf's client_max_body_size fits its in-memory buffer: never on disk."""
+    assert facts.nginx_bytes("client_body_buffer_size") >= facts.nginx_bytes("client_max_body_size")
 
 
 def test_nginx_outwaits_gunicorn():
@@ -146,15 +141,17 @@ def app_ports():
     ports = {"gunicorn.conf.py bind": facts.gunicorn_port()}
     for dockerfile in ["Dockerfile.single_stage", *SHIPPED_DOCKERFILES]:
         ports[f"{dockerfile} EXPOSE"] = int(facts.dockerfile_lines(dockerfile, "EXPOSE")[-1])
-    for dockerfile in SHIPPED_DOCKERFILES:
-        for i, port in enumerate(facts.dockerfile_port_defaults(dockerfile)):
-            ports[f"{dockerfile} default PORT #{i + 1}"] = port
+    # The warm-up and the HEALTHCHECK ask gunicorn.conf.py's own default when PORT is unset.
+    for i, port in enumerate(
+        re.findall(r"os\.environ\.get\(\"PORT\", \"(\d+)\"\)", (ROOT / "gunicorn.conf.py").read_text())
+    ):
+        ports[f"gunicorn.conf.py default PORT #{i + 1}"] = int(port)
     upstream = [value for value in facts.nginx("set") if value.startswith("$app ")]
-    ports["proxy/nginx.conf upstream"] = int(upstream[0].rsplit(":", 1)[1])
+    ports["deploy/proxy/nginx.conf upstream"] = int(upstream[0].rsplit(":", 1)[1])
     for overlay in OVERLAYS:
         ports[f"{overlay} containerPort"] = Rendered(overlay).port("http")
     # The tooling that publishes the container's port (tests, make compare).
-    for path in ("tests/dockertools.py", "scripts/compare.py"):
+    for path in ("tests/dockertools.py", "lab/scripts/compare.py"):
         found = re.findall(r"127\.0\.0\.1::(\d+)|\"(\d+)/tcp\"", (ROOT / path).read_text())
         assert found, f"{path} no longer publishes the app's port: update this test"
         for i, number in enumerate(found):
@@ -169,7 +166,7 @@ def test_every_file_names_the_same_app_port():
 
 
 def test_compose_publishes_the_port_nginx_listens_on():
-    """compose.yaml maps and health-checks the port proxy/nginx.conf listens on."""
+    """compose.yaml maps and health-checks the port deploy/proxy/nginx.conf listens on."""
     listen = int(facts.nginx_one("listen"))
     proxy = facts.compose()["services"]["proxy"]
     assert [int(str(mapping).rsplit(":", 1)[1]) for mapping in proxy["ports"]] == [listen]
@@ -183,6 +180,33 @@ def test_pod_runs_as_the_images_user(overlay):
     rendered = Rendered(overlay)
     assert (rendered.security("runAsUser"), rendered.security("runAsGroup")) == (uid, gid)
     assert rendered.pod["securityContext"]["fsGroup"] == gid
+
+
+def test_both_shipped_images_run_as_the_same_user():
+    """One UID:GID in both shipped images, so one volume (and one securityContext) serves either."""
+    assert facts.dockerfile_user("Dockerfile") == facts.dockerfile_user("Dockerfile.distroless")
+
+
+def test_every_file_names_the_same_data_dir():
+    """The images' DATA_DIR, the directory they create for it, compose's and the pods' mounts agree."""
+    places = {}
+    for dockerfile in SHIPPED_DOCKERFILES:
+        places[f"{dockerfile} DATA_DIR"] = re.search(r"DATA_DIR=(\S+)", (ROOT / dockerfile).read_text()).group(1)
+        places[f"{dockerfile} creates"] = re.search(
+            r"install -d -o \S+ -g \S+ (?:/rootfs)?(/[^\s;]+)", (ROOT / dockerfile).read_text()
+        ).group(1)
+    for volume in facts.compose()["x-app"]["volumes"]:
+        places[f"compose.yaml volume {volume}"] = volume.rsplit(":", 1)[1]
+    for overlay in OVERLAYS:
+        rendered = Rendered(overlay)
+        mounts = [
+            m["mountPath"]
+            for c in [rendered.container, *rendered.pod.get("initContainers", [])]
+            for m in c["volumeMounts"]
+            if m["name"] == "data"
+        ]
+        places[f"{overlay} data mounts"] = mounts[0] if len(set(mounts)) == 1 and len(mounts) == 2 else mounts
+    assert len(set(map(str, places.values()))) == 1, places
 
 
 def test_dockerfile_creates_the_user_it_runs_as():

@@ -98,17 +98,17 @@ def adapted(tmp_path_factory):
     env = user_env(copy)
 
     # Step 1: "Replace `app.py` with your code and list each top-level file or folder in `.dockerignore`
-    # (`!notes/`)."
+    # (`!mypackage/`): nothing else names your files."
     (copy / "app.py").unlink()
     shutil.copytree(SECOND_APP / "notes", copy / "notes")
     edit(copy / ".dockerignore", "\n!app.py\n", "\n!notes/\n")
 
-    # Step 2: "In `gunicorn.conf.py`, set the contract: `wsgi_app`, `health_path`, `ready_path`, `warm_paths`,
-    # `setup_command`."
+    # Step 2: "Set the contract in `gunicorn.conf.py`: `wsgi_app`, `health_path`, `ready_path`, `warm_paths`,
+    # `setup_command`." (abridged: the README says what each is)
     for name, value in CONTRACT.items():
         set_line(copy / "gunicorn.conf.py", rf"{name} = ", f"{name} = {value}")
 
-    # Step 3: "Keep the app's state under `$DATA_DIR` (`/data`)." Nothing to edit: notes/ opens
+    # Step 3: "Keep the app's state in `$DATA_DIR` (`/data`)". Nothing to edit: notes/ opens
     # $DATA_DIR/notes.sqlite already.
 
     # Step 4: "Put your dependencies in `pyproject.toml` and run `make requirements`."
@@ -124,20 +124,21 @@ def adapted(tmp_path_factory):
     make(copy, env, "requirements", timeout=900)
     assert "psycopg2" not in (copy / "requirements.txt").read_text(), "`make requirements` left psycopg2 pinned"
 
-    # Step 5: "Name the Debian packages your wheels build against and link in the `BUILD_PACKAGES`/
-    # `RUNTIME_PACKAGES` lines atop the Dockerfiles (empty for pure Python)." flask and gunicorn are pure Python.
+    # Step 5: "Name the Debian packages your wheels compile against and link in the `BUILD_PACKAGES` and
+    # `RUNTIME_PACKAGES` lines atop the three Dockerfiles (both empty for pure Python)." flask and gunicorn are.
     for dockerfile in ("Dockerfile", "Dockerfile.distroless", "Dockerfile.single_stage"):
         set_line(copy / dockerfile, "ARG BUILD_PACKAGES=", 'ARG BUILD_PACKAGES=""')
     for dockerfile in ("Dockerfile", "Dockerfile.distroless"):
         set_line(copy / dockerfile, "ARG RUNTIME_PACKAGES=", 'ARG RUNTIME_PACKAGES=""')
 
-    # Step 6: "Replace `tests/app/` with your tests; what they import goes in `tests/requirements.in`." They import
-    # flask and pytest, both there already: nothing to add.
+    # Step 6: "Replace `tests/app/` with your tests (their own `conftest.py` too); what they import on the host
+    # goes in `tests/requirements.in`, then `make requirements`." They import flask and pytest, both there
+    # already: nothing to add, no second `make requirements`.
     shutil.rmtree(copy / "tests" / "app")
     shutil.copytree(SECOND_APP / "tests", copy / "tests" / "app")
 
     # Step 7: "In `compose.yaml`, give `x-app` your app's environment; no Postgres? delete the `db` service and
-    # what names it." The app's environment is FORWARDED_ALLOW_IPS alone (the proxy's, kept); the db service,
+    # what names it (`depends_on`, the `PG*` variables, the `db_password` secret)." The app's environment is FORWARDED_ALLOW_IPS alone (the proxy's, kept); the db service,
     # libpq's variables, the password secret, the database volume and the depends_on entries go.
     compose = copy / "compose.yaml"
     text = compose.read_text()
@@ -159,8 +160,8 @@ def adapted(tmp_path_factory):
     assert not re.search(r"\bdb\b|PG[A-Z]|POSTGRES", text), f"compose.yaml still names Postgres:\n{text}"
     compose.write_text(text)
 
-    # Step 8: "In `deploy/kubernetes/base/`, the probes' paths are `health_path` and `ready_path`; the ConfigMap
-    # your app's environment." The app reads no variable of its own: libpq's literals go.
+    # Step 8: "In `deploy/kubernetes/base/`, the probes' paths are `health_path` and `ready_path`, the
+    # ConfigMap your app's environment." The app reads no variable of its own: libpq's literals go.
     deployment = copy / "deploy" / "kubernetes" / "base" / "deployment.yaml"
     edit(deployment, "path: /healthz\n", "path: /-/live\n", count=2)
     edit(deployment, "path: /readyz\n", "path: /-/ready\n")
@@ -179,7 +180,7 @@ def adapted(tmp_path_factory):
 
 
 def test_make_test_passes_in_the_adapted_copy(adapted):
-    """Step 9, "`make test`": the contract tests on both shipped images and the app's own tests, all of them
+    """Step 9, "`make test`: the tests name what disagrees": the contract tests on both shipped images and the app's own tests, all of them
     run. A skip for any reason but the example app's absence is a contract left unchecked for this app."""
     copy, env = adapted
     # -rA: pytest names every test that passed, so the app's own tests are seen to have run, each of them.
@@ -196,7 +197,7 @@ def test_make_test_passes_in_the_adapted_copy(adapted):
 
 
 def test_a_note_outlives_down_and_up(adapted):
-    """Step 9, "then `make up`": a note posted through the proxy is still listed after `docker compose down`
+    """Step 9, "`make up` to run it": a note posted through the proxy is still listed after `docker compose down`
     (volumes kept) and `make up` again: the app's state lives in the app-data volume."""
     copy, env = adapted
     url = f"http://127.0.0.1:{env['WEB_PORT']}"

@@ -165,12 +165,14 @@ def test_every_file_names_the_same_app_port():
     assert len(set(ports.values())) == 1, ports
 
 
-def test_compose_publishes_the_port_nginx_listens_on():
-    """compose.yaml maps and health-checks the port deploy/proxy/nginx.conf listens on."""
-    listen = int(facts.nginx_one("listen"))
+def test_compose_publishes_the_port_nginx_serves_the_app_on():
+    """compose.yaml publishes the port of nginx's public server and health-checks its loopback-only one
+    (deploy/proxy/nginx.conf), so the health check is never published and never the app's path."""
+    public, health = facts.nginx("listen")[-1], facts.nginx("listen")[0]
+    assert health.startswith("127.0.0.1:") and ":" not in public, facts.nginx("listen")
     proxy = facts.compose()["services"]["proxy"]
-    assert [int(str(mapping).rsplit(":", 1)[1]) for mapping in proxy["ports"]] == [listen]
-    assert f"127.0.0.1:{listen}/" in " ".join(proxy["healthcheck"]["test"])
+    assert [int(str(mapping).rsplit(":", 1)[1]) for mapping in proxy["ports"]] == [int(public)]
+    assert f"http://{health}/" in " ".join(proxy["healthcheck"]["test"])
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -367,3 +367,74 @@ class LogWindow:
             if sum(needle in line for line in lines) >= count or time.monotonic() > deadline:
                 return lines
             time.sleep(0.05)
+
+
+def venv_elf_machines(image):
+    """{path: e_machine} of every ELF file in the image's venv (/opt/venv), read by the image's own Python,
+    so it works without a shell."""
+    code = (
+        "import os\n"
+        "for root, _, names in os.walk('/opt/venv'):\n"
+        "    for path in (os.path.join(root, name) for name in names):\n"
+        "        head = b'' if os.path.islink(path) else open(path, 'rb').read(20)\n"
+        "        if head[:4] == b'\\x7fELF':\n"
+        "            print(path, int.from_bytes(head[18:20], 'little'))\n"
+    )
+    out = docker_or_fail("run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c", code).stdout
+    return {path: int(machine) for path, machine in (line.split() for line in out.splitlines())}
+
+
+def platform_elf_machine():
+    """(architecture, ELF e_machine) the images are for: PLATFORM's (`make test-arm64`), else the engine's.
+    e_machine as elf.h numbers it (EM_X86_64, EM_AARCH64), for each architecture the images ship for."""
+    engine = docker_or_fail("version", "--format", "{{.Server.Arch}}").stdout.strip()
+    arch = PLATFORM.split("/")[1] if PLATFORM else engine
+    return arch, {"amd64": 62, "arm64": 183}[arch]
+
+
+def dev_tree(dest):
+    """A copy of the tracked tree in dest to run `make dev` and `make up` in, as a user would, and the
+    environment make runs in for it: an image, a compose project, a loopback port and a throwaway
+    password of its own. Returns (copy, env, url); dev_tree_remove(copy, env) cleans up after it."""
+    copy = copy_tracked(dest)
+    copy.chmod(0o755)  # a checkout is; pytest's 0700 temp dir would hide the code from the app's user
+    password = copy / "db_password"
+    password.write_text(f"pw-{RUN_ID}")
+    password.chmod(0o644)
+    port = free_port()
+    env = {
+        **os.environ,
+        "IMAGE": f"pyslim-test-dev-{RUN_ID}",
+        "COMPOSE_PROJECT_NAME": f"pyslim-test-dev-{RUN_ID}",
+        "WEB_PORT": str(port),
+        "DB_PASSWORD_FILE": str(password),
+    }
+    return copy, env, f"http://127.0.0.1:{port}"
+
+
+def dev_tree_remove(copy, env):
+    """Remove a dev_tree's stack, its volumes and its image."""
+    subprocess.run(
+        ["docker", "compose", "down", "--volumes", "--remove-orphans"],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    docker_or_fail("image", "rm", f"{env['IMAGE']}:multi-stage", check=False)
+
+
+def make_in(copy, env, goal):
+    """Run a make goal in a dev_tree copy, as a user would; fail with make's output if it fails."""
+    proc = subprocess.run(["make", goal], cwd=copy, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def save_as_editor(path, text):
+    """Write text to path the way an editor saves: a new file renamed over the old (0644, readable by
+    the image's user through a bind mount)."""
+    new = path.with_name(path.name + ".new")
+    new.write_text(text)
+    new.chmod(0o644)
+    os.replace(new, path)

@@ -110,3 +110,10 @@ def compose_seconds(duration):
     parts = re.findall(r"(\d+)(ms|s|m|h)", duration)
     assert parts and "".join(n + u for n, u in parts) == duration, duration
     return sum(int(n) * UNITS_S[u] for n, u in parts)
+
+
+def wsgi_module_file():
+    """The file, relative to the repository root, of the module the contract's wsgi_app names
+    (app:app → app.py; mypackage:create_app() → mypackage/__init__.py)."""
+    module = ROOT / contract()["wsgi_app"].split(":")[0].replace(".", "/")
+    return (module / "__init__.py" if module.is_dir() else module.with_suffix(".py")).relative_to(ROOT)

@@ -5,8 +5,78 @@ import resource
 import socket
 import time
 
+# Never completed, so no app sees their path: "/" names no page of any app in particular.
 PARTIAL_HEADERS = b"GET / HTTP/1.1\r\nHost: stalled\r\n"
-PARTIAL_BODY = b"POST /visits HTTP/1.1\r\nHost: stalled\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10
+PARTIAL_BODY = b"POST / HTTP/1.1\r\nHost: stalled\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10
+
+# What gunicorn refuses before any app sees it (request line, headers, framing headers): the bare image
+# answers these in gunicorn's words whatever the app. The rest (a chunked body's framing, a body's
+# size) is found only when the app reads the body, so on the bare image it is the app's answer.
+GUNICORN_ANSWERS = {
+    "content-length-not-a-number",
+    "content-length-negative",
+    "content-length-conflicting",
+    "content-length-and-chunked",
+    "request-line-garbage",
+    "method-invalid",
+    "http-version-unknown",
+    "request-line-too-long",
+    "header-with-nul",
+    "header-folded",
+    "header-space-before-colon",
+    "host-twice",
+    "header-too-large",
+    "too-many-headers",
+}
+# nginx has no limit on the number of header fields: that request reaches gunicorn behind it too.
+GUNICORN_ANSWERS_BEHIND_NGINX = {"too-many-headers"}
+
+
+def malformed(get_path, post_path, body_limit):
+    """{name: (request bytes, the status it must get)}: GETs of get_path, bodies POSTed to post_path,
+    the oversized bodies 4 KiB over body_limit."""
+    get, post = get_path.encode(), post_path.encode()
+    chunked = b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" % post
+    big = body_limit + 4096
+    requests = {
+        "chunk-size-not-hex": (chunked + b"zz\r\nabc\r\n0\r\n\r\n", 400),
+        "chunk-missing-crlf": (chunked + b"3\r\nabcXX0\r\n\r\n", 400),
+        "get-with-bad-chunk": (b"GET %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" % get, 400),
+        "content-length-not-a-number": (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n" % post, 400),
+        "content-length-negative": (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n" % post, 400),
+        "content-length-conflicting": (
+            b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd" % post,
+            400,
+        ),
+        "content-length-and-chunked": (
+            b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" % post,
+            400,
+        ),
+        "request-line-garbage": (b"GARBAGE\r\n\r\n", 400),
+        "method-invalid": (b"G@T %s HTTP/1.1\r\nHost: x\r\n\r\n" % get, 400),
+        "http-version-unknown": (b"GET %s HTTP/9.9\r\nHost: x\r\n\r\n" % get, 400),
+        "request-line-too-long": (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        "header-with-nul": (b"GET %s HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n" % get, 400),
+        "header-folded": (b"GET %s HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n" % get, 400),
+        "header-space-before-colon": (b"GET %s HTTP/1.1\r\nHost: x\r\nX-A : a\r\n\r\n" % get, 400),
+        "host-twice": (b"GET %s HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" % get, 400),
+        "header-too-large": (b"GET %s HTTP/1.1\r\nHost: x\r\nX-A: " % get + b"a" * 9000 + b"\r\n\r\n", 431),
+        "too-many-headers": (
+            b"GET %s HTTP/1.1\r\nHost: x\r\n" % get + b"".join(b"X-%d: y\r\n" % i for i in range(120)) + b"\r\n",
+            431,
+        ),
+        "body-over-limit-content-length": (
+            b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (post, big) + b"x" * big,
+            413,
+        ),
+        "body-over-limit-chunked": (chunked + b"%x\r\n" % big + b"x" * big + b"\r\n0\r\n\r\n", 413),
+    }
+    assert GUNICORN_ANSWERS_BEHIND_NGINX < GUNICORN_ANSWERS < set(requests)
+    return requests
+
+
+# The case names, for parametrizing before any file is read.
+CASES = list(malformed("/", "/", 0))
 
 
 def exchange(port, data, responses=1, half_close=False, timeout=5.0):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Resolve the images the template builds on or runs beside: the official one where it is
-# present or can be pulled, otherwise a stand-in built from Debian's archive under an offline/ name
-# (never under the official name, so nobody mistakes one for the other).
+# present or can be pulled. A stand-in built from Debian's archive, under an offline/ name (never
+# the official one, so nobody mistakes one for the other), only with OFFLINE=1 or where no registry
+# answers at all; any other pull failure stops here: a rate limit must not switch anyone's bases.
 # Writes VAR=image lines to the file named by $1 for the Makefile to include.
 set -euo pipefail
 
@@ -10,6 +11,19 @@ here=$(cd "$(dirname "$0")" && pwd)
 # No defaults here: the Makefile reads them from the Dockerfiles' ARG lines and compose.yaml.
 : "${PYTHON_IMAGE:?set by the Makefile}" "${POSTGRES_IMAGE:?}" "${DEBIAN_IMAGE:?}" "${DISTROLESS_IMAGE:?}" "${NGINX_IMAGE:?}"
 say() { printf 'bases: %s\n' "$*" >&2; }
+
+# The pull errors that mean nothing answered (DNS, routing, connection, timeouts: Go's and glibc's
+# wording, as the engine passes them on); only these justify a stand-in nobody asked for. Anything
+# else (toomanyrequests, unauthorized, manifest unknown, x509, a TLS alert) is an answer to act on.
+unreachable() {
+	case "$1" in
+	*"no such host"* | *"server misbehaving"* | *"Temporary failure in name resolution"* | \
+		*"connection refused"* | *"connection reset by peer"* | *"no route to host"* | \
+		*"network is unreachable"* | *"i/o timeout"* | *"TLS handshake timeout"* | \
+		*"request canceled while waiting for connection"*) return 0 ;;
+	*) return 1 ;;
+	esac
+}
 
 "$here/engine.sh" >&2
 
@@ -70,34 +84,64 @@ debian_standin() { # debian_standin PLATFORM: make the Debian stand-in for PLATF
 	echo "$image"
 }
 
+# Every stand-in in use and why, for the banner at the end.
+standins=
+# What the user can do when a registry refuses: said where the script stops.
+refused() { # refused VAR IMAGE ERROR
+	say "can't pull $2, and the registry answered, so no stand-in is used. Docker said:"
+	printf '%s\n' "$3" | sed 's/^/bases:   /' >&2
+	say "Retry later (rate limits pass), 'docker login' (higher limits, private images),"
+	say "pull from a mirror: make -f lab/Makefile bases $1=<the mirror's copy of $2>, or"
+	say "use the lab's stand-ins on purpose: OFFLINE=1 make -f lab/Makefile bases"
+}
+
 resolve() { # resolve VAR IMAGE [PLATFORM]: print VAR=the image to use for PLATFORM (default: the engine's), and why
-	local var=$1 image=$2 platform=${3:-$engine_platform} standin
+	local var=$1 image=$2 platform=${3:-$engine_platform} standin why err
+	# The Makefile passes on what the last run wrote: a stand-in is resolved afresh by its official
+	# name, or it would stick once chosen (and be used unannounced, being present).
+	image=${image#offline/}
+	image=${image#"$platform"/}
 	# The architecture is checked too: with the classic image store another platform's pull replaces the tag.
 	if [ "$(docker image inspect --format '{{.Os}}/{{.Architecture}}' "$image" 2>/dev/null)" = "$platform" ]; then
 		say "$var=$image (present locally)"
-	elif [ -z "${OFFLINE:-}" ] && docker pull --quiet --platform "$platform" "$image" >/dev/null 2>&1; then
-		say "$var=$image (pulled for $platform)"
-	else
-		case "$image" in
-		python:3.13-slim-trixie) standin=python ;;
-		postgres:17-trixie) standin=postgres ;;
-		debian:trixie-slim) standin=debian ;;
-		gcr.io/distroless/python3-debian13:nonroot) standin=distroless ;;
-		nginx:trixie) standin=nginx ;;
-		*)
-			say "$image can't be found or pulled, and there is no stand-in recipe for it"
-			return 1
-			;;
-		esac
-		if [ "$platform" = "$PLATFORM" ]; then image=$prefix$image; else image=offline/$image; fi
-		# The Debian stand-in is the base every other stand-in builds on.
-		if [ "$standin" = debian ]; then debian_standin "$platform" >/dev/null; else standin "$image" "$standin" "$platform"; fi
-		say "$var=$image (stand-in: the official image can't be pulled here)"
+		printf '%s=%s\n' "$var" "$image"
+		return
 	fi
+	if [ -n "${OFFLINE:-}" ]; then
+		why="asked: OFFLINE=$OFFLINE"
+	elif err=$(docker pull --quiet --platform "$platform" "$image" 2>&1 >/dev/null); then
+		say "$var=$image (pulled for $platform)"
+		printf '%s=%s\n' "$var" "$image"
+		return
+	elif unreachable "$err"; then
+		why="no registry answered: $err"
+	else
+		refused "$var" "$image" "$err"
+		return 1
+	fi
+	case "$image" in
+	python:3.13-slim-trixie) standin=python ;;
+	postgres:17-trixie) standin=postgres ;;
+	debian:trixie-slim) standin=debian ;;
+	gcr.io/distroless/python3-debian13:nonroot) standin=distroless ;;
+	nginx:trixie) standin=nginx ;;
+	*)
+		say "$image can't be found or pulled, and there is no stand-in recipe for it"
+		return 1
+		;;
+	esac
+	if [ "$platform" = "$PLATFORM" ]; then image=$prefix$image; else image=offline/$image; fi
+	# The Debian stand-in is the base every other stand-in builds on.
+	if [ "$standin" = debian ]; then debian_standin "$platform" >/dev/null; else standin "$image" "$standin" "$platform"; fi
+	say "$var=$image (stand-in; $why)"
+	standins="$standins  $var=$image
+    ($why)
+"
 	printf '%s=%s\n' "$var" "$image"
 }
 
 mkdir -p "$(dirname "$OUT")"
+trap 'rm -f "$OUT.tmp"' EXIT
 {
 	resolve PYTHON_IMAGE "$PYTHON_IMAGE" "$PLATFORM"
 	resolve POSTGRES_IMAGE "$POSTGRES_IMAGE"
@@ -106,3 +150,9 @@ mkdir -p "$(dirname "$OUT")"
 	resolve NGINX_IMAGE "$NGINX_IMAGE"
 } >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
+# Loud, and last, so no build log scrolls it away: stand-ins differ from the official images.
+if [ -n "$standins" ]; then
+	rule='================================================================'
+	printf '\n%s\n%s\n%s%s\n%s\n\n' "$rule" "STAND-INS IN USE, not the official images (lab/offline/README.md):" \
+		"$standins" "Sizes and test results are the stand-ins', not the official images'." "$rule" >&2
+fi

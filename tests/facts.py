@@ -110,3 +110,11 @@ def compose_seconds(duration):
     parts = re.findall(r"(\d+)(ms|s|m|h)", duration)
     assert parts and "".join(n + u for n, u in parts) == duration, duration
     return sum(int(n) * UNITS_S[u] for n, u in parts)
+
+
+def dockerfile_packages(name, dockerfile):
+    """The Debian packages a Dockerfile's `ARG name="pkg ..."` names by default: [] when it is empty
+    (a pure-Python app). dockertools.dockerfile_arg takes one unquoted word; this takes the list."""
+    found = re.search(rf"^ARG {name}=(\"[^\"\n]*\"|\S*)$", (ROOT / dockerfile).read_text(), re.MULTILINE)
+    assert found, f"{dockerfile} has no ARG {name}=..."
+    return found.group(1).strip('"').split()

@@ -438,3 +438,29 @@ def save_as_editor(path, text):
     new.write_text(text)
     new.chmod(0o644)
     os.replace(new, path)
+
+
+def libraries_resolve(image, paths):
+    """(every path resolves, the loader's report) for shared objects in image, each listed with the
+    image's own dynamic loader (the ld-linux python3 itself was mapped with): no shell or ldd needed,
+    any architecture, so the same check runs on slim and distroless images."""
+    code = (
+        "import subprocess, sys\n"
+        "loader = next(l.split()[-1] for l in open('/proc/self/maps') if '/ld-linux' in l)\n"
+        "bad = 0\n"
+        "for path in sys.argv[1:]:\n"
+        "    out = subprocess.run([loader, '--list', path], capture_output=True, text=True)\n"
+        "    print(path, out.returncode, out.stdout, out.stderr)\n"
+        "    bad += out.returncode != 0 or 'not found' in out.stdout\n"
+        "sys.exit(bad)\n"
+    )
+    proc = docker_or_fail(
+        "run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c", code, *paths, check=False
+    )
+    return proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def sbom(image):
+    """syft's JSON SBOM of the image, read from the local engine as `make compare` reads it (either
+    image store, no registry, no network)."""
+    return _compare().sbom(image, tool("syft"))

@@ -117,3 +117,11 @@ def wsgi_module_file():
     (app:app → app.py; mypackage:create_app() → mypackage/__init__.py)."""
     module = ROOT / contract()["wsgi_app"].split(":")[0].replace(".", "/")
     return (module / "__init__.py" if module.is_dir() else module.with_suffix(".py")).relative_to(ROOT)
+
+
+def dockerfile_packages(name, dockerfile):
+    """The Debian packages a Dockerfile's `ARG name="pkg ..."` names by default: [] when it is empty
+    (a pure-Python app). dockertools.dockerfile_arg takes one unquoted word; this takes the list."""
+    found = re.search(rf"^ARG {name}=(\"[^\"\n]*\"|\S*)$", (ROOT / dockerfile).read_text(), re.MULTILINE)
+    assert found, f"{dockerfile} has no ARG {name}=..."
+    return found.group(1).strip('"').split()

@@ -37,6 +37,8 @@ class Rendered:
         containers = self.pod["containers"]
         assert len(containers) == 1, "the contract test maps one container to one docker run"
         self.container = containers[0]
+        # Run one after another to completion before the app container starts, as the kubelet runs them.
+        self.init_containers = self.pod.get("initContainers", [])
 
     def all(self, kind):
         """Every rendered object of a kind."""
@@ -48,17 +50,20 @@ class Rendered:
         assert len(found) == 1, f"{self.overlay}: {len(found)} {kind} objects"
         return found[0]
 
-    def security(self, field):
-        """A securityContext field as the kubelet resolves it: the container's wins over the pod's."""
-        return self.container.get("securityContext", {}).get(field, self.pod.get("securityContext", {}).get(field))
+    def security(self, field, container=None):
+        """A securityContext field as the kubelet resolves it: the container's wins over the pod's.
+        The app container's unless another (an init container) is given; so for every method below."""
+        container = container or self.container
+        return container.get("securityContext", {}).get(field, self.pod.get("securityContext", {}).get(field))
 
-    def env(self):
+    def env(self, container=None):
         """The container's environment: the ConfigMaps of envFrom, then env (which wins)."""
+        container = container or self.container
         env = {}
         configmaps = {obj["metadata"]["name"]: obj for obj in self.all("ConfigMap")}
-        for source in self.container.get("envFrom", []):
+        for source in container.get("envFrom", []):
             env.update(configmaps[source["configMapRef"]["name"]]["data"])
-        for var in self.container.get("env", []):
+        for var in container.get("env", []):
             assert "value" in var, f"{var['name']}: only literal values map to docker run --env"
             env[var["name"]] = var["value"]
         return env
@@ -78,12 +83,12 @@ class Rendered:
         assert get.get("scheme", "HTTP") == "HTTP", kind
         return get["path"], self.port(get["port"]), probe.get("timeoutSeconds", 1)
 
-    def volume_mounts(self, volume_type):
+    def volume_mounts(self, volume_type, container=None):
         """[(volume, mount)] of the container's mounts whose volume is of volume_type (emptyDir, secret)."""
         volumes = {volume["name"]: volume for volume in self.pod.get("volumes", [])}
         return [
             (volumes[mount["name"]], mount)
-            for mount in self.container.get("volumeMounts", [])
+            for mount in (container or self.container).get("volumeMounts", [])
             if volume_type in volumes[mount["name"]]
         ]
 
@@ -93,11 +98,19 @@ class Rendered:
         assert len(found) == 1, f"{self.overlay}: {len(found)} {volume_type} mounts"
         return found[0]
 
-    def secret_files(self):
-        """{path in the container: mode} of the files the secret volume puts there."""
-        volume, mount = self.volume_mount("secret")
-        secret = volume["secret"]
-        default_mode = secret.get("defaultMode", 0o644)
-        return {
-            str(Path(mount["mountPath"]) / item["path"]): item.get("mode", default_mode) for item in secret["items"]
-        }
+    def secret_files(self, container=None):
+        """{path in the container: mode} of the files the secret volumes put there (none: {})."""
+        files = {}
+        for volume, mount in self.volume_mounts("secret", container):
+            secret = volume["secret"]
+            default_mode = secret.get("defaultMode", 0o644)
+            for item in secret["items"]:
+                files[str(Path(mount["mountPath"]) / item["path"])] = item.get("mode", default_mode)
+        return files
+
+    def mount_at(self, path, container=None):
+        """(volume, mount) of the container's mount at path."""
+        volumes = {volume["name"]: volume for volume in self.pod.get("volumes", [])}
+        found = [m for m in (container or self.container).get("volumeMounts", []) if m["mountPath"] == path]
+        assert len(found) == 1, f"{self.overlay}: {len(found)} mounts at {path}"
+        return volumes[found[0]["name"]], found[0]

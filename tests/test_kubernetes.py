@@ -115,18 +115,43 @@ def test_security_context_states_the_image_contract(rendered):
 
 def test_tmp_is_a_memory_backed_empty_dir(rendered):
     """/tmp is an emptyDir in RAM with a size limit, so a read-only root still has a scratch dir."""
-    volume, mount = rendered.volume_mount("emptyDir")
-    assert mount["mountPath"] == "/tmp"
+    volume, _ = rendered.mount_at("/tmp")
     assert volume["emptyDir"]["medium"] == "Memory" and volume["emptyDir"]["sizeLimit"]
 
 
-def test_password_reaches_the_pod_only_as_a_file(rendered):
-    """No PGPASSWORD and no secret in any env var; PGPASSWORD_FILE is a file of the Secret's volume."""
-    env = rendered.env()
-    assert "PGPASSWORD" not in env
-    assert all("secretKeyRef" not in var.get("valueFrom", {}) for var in rendered.container.get("env", []))
-    assert all("secretRef" not in source for source in rendered.container.get("envFrom", []))
-    assert env["PGPASSWORD_FILE"] in rendered.secret_files()
+def test_secrets_reach_the_pod_only_as_files(rendered):
+    """No Secret in any env var of any container, init or app: a Secret is a file of a secret volume
+    (the example's PGPASSWORD_FILE: tests/app/test_example_kubernetes.py)."""
+    for spec in [rendered.container, *rendered.init_containers]:
+        assert all("secretKeyRef" not in var.get("valueFrom", {}) for var in spec.get("env", []))
+        assert all("secretRef" not in source for source in spec.get("envFrom", []))
+
+
+def test_init_container_runs_the_setup_step(rendered):
+    """One initContainer, of the app's image, runs gunicorn.conf.py's setup (setup_command) before the
+    app starts: the one-off step of the contract, as compose's `setup` service runs it."""
+    (init,) = rendered.init_containers
+    assert init["image"] == rendered.container["image"]
+    assert init["command"] == ["python", "gunicorn.conf.py", "setup"] and not init.get("args")
+
+
+@pytest.mark.parametrize("field", ["envFrom", "env", "securityContext", "volumeMounts"])
+def test_init_container_sees_what_the_app_sees(rendered, field):
+    """The setup step gets the app's settings, restrictions and volumes, so what it prepares (tables,
+    files in $DATA_DIR) is what the app then finds, and it can do nothing the app could not."""
+    (init,) = rendered.init_containers
+    assert init.get(field) == rendered.container.get(field)
+
+
+def test_probe_paths_are_the_contracts(rendered):
+    """Startup and liveness ask the contract's health_path, readiness its ready_path (gunicorn.conf.py)."""
+    contract = facts.contract()
+    paths = {kind: rendered.probe(kind)[0] for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
+    assert paths == {
+        "startupProbe": contract["health_path"],
+        "livenessProbe": contract["health_path"],
+        "readinessProbe": contract["ready_path"],
+    }
 
 
 def test_rolling_update_never_drops_below_the_replica_count(rendered):
@@ -159,9 +184,9 @@ def test_termination_grace_covers_pre_stop_and_graceful_timeout(rendered):
     assert rendered.pod["terminationGracePeriodSeconds"] > pre_stop + facts.gunicorn_settings()["graceful_timeout"]
 
 
-def test_probe_timeouts_fit_the_app(rendered):
-    """Readiness waits longer than the app's connect_timeout, so the app's 503 is the answer;
-    liveness and startup stay short: /healthz never waits on the database."""
-    assert rendered.probe("readinessProbe")[2] > facts.app_fact("CONNECT_TIMEOUT_S")
+def test_liveness_and_startup_probes_stay_short(rendered):
+    """health_path answers from the process alone, never waiting on a database (gunicorn.conf.py), so
+    its probes need no long timeout. (Readiness against the example's connect timeout:
+    tests/app/test_example_kubernetes.py.)"""
     assert rendered.probe("livenessProbe")[2] <= 2
     assert rendered.probe("startupProbe")[2] <= 2

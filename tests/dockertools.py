@@ -463,4 +463,4 @@ def libraries_resolve(image, paths):
 def sbom(image):
     """syft's JSON SBOM of the image, read from the local engine as `make compare` reads it (either
     image store, no registry, no network)."""
-    return _compare().sbom(image, tool("syft"))
+    return imagefiles.sbom(image, tool("syft"))

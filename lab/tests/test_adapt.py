@@ -162,10 +162,29 @@ def adapted(tmp_path_factory):
     compose.write_text(text)
 
     # Step 8: "In `deploy/kubernetes/base/`, the probes' paths are `health_path` and `ready_path`, the
-    # ConfigMap your app's environment." The app reads no variable of its own: libpq's literals go.
+    # ConfigMap your app's environment; no Postgres? delete its `PG*` entries, `PGPASSWORD_FILE` and the
+    # `db-password` volume with its mounts." The app reads no variable of its own: libpq's literals go.
     deployment = copy / "deploy" / "kubernetes" / "base" / "deployment.yaml"
     edit(deployment, "path: /healthz\n", "path: /-/live\n", count=2)
     edit(deployment, "path: /readyz\n", "path: /-/ready\n")
+    text = deployment.read_text()
+    for pattern, count in (
+        # PGPASSWORD_FILE, in the setup initContainer and the app container (the env list it was alone in)
+        (
+            r"          env:\n(?:            #[^\n]*\n)*            - name: PGPASSWORD_FILE\n              value: [^\n]*\n",
+            2,
+        ),
+        # the password's mounts, and its volume with the comment above it
+        (r"            - name: db-password\n              mountPath: [^\n]*\n              readOnly: true\n", 2),
+        (
+            r"        # Created outside git[^\n]*\n        #[^\n]*\n        - name: db-password\n(?:           [^\n]*\n)+",
+            1,
+        ),
+    ):
+        text, n = re.subn(pattern, "", text)
+        assert n == count, f"deployment.yaml: {n} of {pattern!r}, expected {count}: the template changed, update step 8"
+    assert not re.search(r"PG[A-Z]|db-password", text), f"deployment.yaml still names Postgres:\n{text}"
+    deployment.write_text(text)
     edit(
         copy / "deploy" / "kubernetes" / "base" / "kustomization.yaml",
         "    literals:\n      - PGHOST=postgres\n      - PGUSER=app\n      - PGDATABASE=app\n",

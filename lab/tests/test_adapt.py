@@ -53,7 +53,6 @@ def user_env(copy):
     env = {k: v for k, v in env.items() if not k.startswith(("PYTEST_", "COMPOSE_", "VIRTUAL_ENV"))}
     for name in ("REVISION", "CREATED", "SOURCE_URL", "DOCKERFILE", "VARIANT", "DB_PASSWORD_FILE", "CHECKOV"):
         env.pop(name, None)
-    env.setdefault("CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     return {
         **env,
         "IMAGE": f"notes-{RUN_ID}",
@@ -177,7 +176,7 @@ def adapted(tmp_path_factory):
         # the password's mounts, and its volume with the comment above it
         (r"            - name: db-password\n              mountPath: [^\n]*\n              readOnly: true\n", 2),
         (
-            r"        # Created outside git[^\n]*\n        #[^\n]*\n        - name: db-password\n(?:           [^\n]*\n)+",
+            r"        # Created outside git[^\n]*\n        #[^\n]*\n        - name: db-password\n(?:          [^\n]*\n)+",
             1,
         ),
     ):

@@ -13,6 +13,7 @@ from dockertools import (
     Container,
     Stack,
     build,
+    dev_tree,
     docker_or_fail,
 )
 
@@ -147,3 +148,11 @@ def stack(multi_stack):
 def distroless_stack(distroless_image, tmp_path_factory):
     """The stack with the distroless image."""
     yield from compose_stack(tmp_path_factory, "distroless")
+
+
+@pytest.fixture(scope="module")
+def dev_copy(multi_image, tmp_path_factory):
+    """A copy of the tracked tree to edit and run `make dev`/`make up` in (dockertools.dev_tree), one per
+    test module: (copy, env, url)."""
+    with dev_tree(tmp_path_factory.mktemp("dev")) as tree:
+        yield tree

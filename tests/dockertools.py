@@ -30,10 +30,10 @@ def dockerfile_arg(name, dockerfile="Dockerfile"):
 
 
 def compose_default(name):
-    """The ${name:-default} that compose.yaml falls back to."""
+    """The ${name:-default} that compose.yaml falls back to, or None where it names no such image (an
+    app without Postgres has no POSTGRES_IMAGE)."""
     found = re.search(rf"\${{{name}:-([^}}]+)}}", (ROOT / "compose.yaml").read_text())
-    assert found, f"compose.yaml has no ${{{name}:-...}}"
-    return found.group(1)
+    return found.group(1) if found else None
 
 
 IMAGE = os.environ.get("IMAGE", "pyslim")
@@ -392,10 +392,11 @@ def platform_elf_machine():
     return arch, {"amd64": 62, "arm64": 183}[arch]
 
 
+@contextlib.contextmanager
 def dev_tree(dest):
     """A copy of the tracked tree in dest to run `make dev` and `make up` in, as a user would, and the
     environment make runs in for it: an image, a compose project, a loopback port and a throwaway
-    password of its own. Returns (copy, env, url); dev_tree_remove(copy, env) cleans up after it."""
+    password of its own. Yields (copy, env, url); removes the stack, its volumes and its image after."""
     copy = copy_tracked(dest)
     copy.chmod(0o755)  # a checkout is; pytest's 0700 temp dir would hide the code from the app's user
     password = copy / "db_password"
@@ -409,19 +410,17 @@ def dev_tree(dest):
         "WEB_PORT": str(port),
         "DB_PASSWORD_FILE": str(password),
     }
-    return copy, env, f"http://127.0.0.1:{port}"
-
-
-def dev_tree_remove(copy, env):
-    """Remove a dev_tree's stack, its volumes and its image."""
-    subprocess.run(
-        ["docker", "compose", "down", "--volumes", "--remove-orphans"],
-        cwd=copy,
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
-    docker_or_fail("image", "rm", f"{env['IMAGE']}:multi-stage", check=False)
+    try:
+        yield copy, env, f"http://127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            ["docker", "compose", "down", "--volumes", "--remove-orphans"],
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+        docker_or_fail("image", "rm", f"{env['IMAGE']}:multi-stage", check=False)
 
 
 def make_in(copy, env, goal):
@@ -464,3 +463,11 @@ def sbom(image):
     """syft's JSON SBOM of the image, read from the local engine as `make compare` reads it (either
     image store, no registry, no network)."""
     return imagefiles.sbom(image, tool("syft"))
+
+
+# `docker run` as a hardened deployment runs the app: read-only root, no capabilities, no privilege
+# gain, few processes, little memory.
+HARDENED = (
+    "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+    "--pids-limit", "64", "--memory", "256m",
+)  # fmt: skip

@@ -177,3 +177,16 @@ def http_get_seconds(port, path, timeout):
     except (OSError, AssertionError):
         status = None
     return status, time.monotonic() - start
+
+
+def p99_of_probes(port, paths, accept, count):
+    """Seconds at the 99th percentile of count sequential GETs cycling through paths, each answered within
+    2 s (a front that stalls fails in seconds, not after count timeouts) with a status accept(path, status)."""
+    seconds = []
+    for number in range(count):
+        path = paths[number % len(paths)]
+        status, took = http_get_seconds(port, path, timeout=2)
+        assert accept(path, status), f"request {number + 1} ({path}) got {status} after {took:.1f}s"
+        seconds.append(took)
+    seconds.sort()
+    return seconds[int(len(seconds) * 0.99) - 1]

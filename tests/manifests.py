@@ -62,7 +62,7 @@ class Rendered:
         env = {}
         configmaps = {obj["metadata"]["name"]: obj for obj in self.all("ConfigMap")}
         for source in container.get("envFrom", []):
-            env.update(configmaps[source["configMapRef"]["name"]]["data"])
+            env.update(configmaps[source["configMapRef"]["name"]].get("data", {}))  # an empty one has none
         for var in container.get("env", []):
             assert "value" in var, f"{var['name']}: only literal values map to docker run --env"
             env[var["name"]] = var["value"]

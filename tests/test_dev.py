@@ -9,8 +9,6 @@ import pytest
 from dockertools import (
     RUN_ID,
     LogWindow,
-    dev_tree,
-    dev_tree_remove,
     docker_or_fail,
     make_in,
     save_as_editor,
@@ -19,14 +17,6 @@ from dockertools import (
 
 pytestmark = [pytest.mark.docker, pytest.mark.compose]
 RELOAD_WITHIN_S = 3.0
-
-
-@pytest.fixture(scope="module")
-def tree(multi_image, tmp_path_factory):
-    """A copy of the tracked tree to edit, and the environment make runs in for it."""
-    copy, env, url = dev_tree(tmp_path_factory.mktemp("dev"))
-    yield copy, env, url
-    dev_tree_remove(copy, env)
 
 
 def web_container(copy, env):
@@ -40,11 +30,11 @@ def mark(copy, marker):
     save_as_editor(module, module.read_text() + f'\nprint("{marker}", flush=True)\n')
 
 
-def test_dev_runs_an_edit_within_3_seconds_then_up_bakes_the_code_in(tree):
+def test_dev_runs_an_edit_within_3_seconds_then_up_bakes_the_code_in(dev_copy):
     """make dev: a saved edit is imported by the workers, which serve health_path again, within 3 s.
     make up afterwards (the production shape): the image holds the edited code, and a later edit
     reaches neither the container's files nor its workers."""
-    copy, env, url = tree
+    copy, env, url = dev_copy
     health = url + facts.contract()["health_path"]
     make_in(copy, env, "dev")
     wait_for_status(health, timeout=15)

@@ -22,6 +22,7 @@ from hostile import (
     exchange,
     http_get_seconds,
     malformed,
+    p99_of_probes,
     parse_responses,
     stalled,
     still_open,
@@ -154,17 +155,10 @@ def test_front_answers_within_1s_p99_while_400_clients_stall(stack, stalled_fron
     """While 400 stalled connections stay open, 200 requests all answer with p99 <= 1 s: the health
     path 200, the app's pages (warm_paths) below 500."""
     opened, socks = stalled_front
-    pages = facts.contract()["warm_paths"]
-    seconds = []
-    for number in range(PROBES * 2):
-        path = health_path() if number % 2 == 0 else pages[number // 2 % len(pages)]
-        # 2 s each: a front that stalls fails the test in seconds, not after 200 timeouts.
-        status, took = http_get_seconds(stack.port, path, timeout=2)
-        good = status == 200 if path == health_path() else status is not None and status < 500
-        assert good, f"request {number + 1} ({path}) got {status} after {took:.1f}s"
-        seconds.append(took)
-    seconds.sort()
-    p99 = seconds[int(len(seconds) * 0.99) - 1]
+    health, pages = health_path(), facts.contract()["warm_paths"]
+    paths = [path for page in pages for path in (health, page)]
+    p99 = p99_of_probes(stack.port, paths, lambda path, status: status == 200 or path != health and status < 500,
+                        PROBES * 2)  # fmt: skip
     assert p99 <= 1.0, f"p99 {p99:.3f}s"
     # The measurement counts only if the stalled clients were still there throughout.
     assert time.monotonic() - opened < FRONT_CLIENT_TIMEOUT

@@ -8,6 +8,7 @@ import facts
 import pytest
 from dockertools import (
     EMULATION_FACTOR,
+    HARDENED,
     docker_or_fail,
     inspect,
     platform_elf_machine,
@@ -81,17 +82,7 @@ def test_serves_when_hardened(app_image, run):
     """Still serves with a read-only root, no capabilities, no privilege gain and tight limits."""
     app = run(
         app_image,
-        "--read-only",
-        "--tmpfs",
-        "/tmp",
-        "--cap-drop",
-        "ALL",
-        "--security-opt",
-        "no-new-privileges",
-        "--pids-limit",
-        "64",
-        "--memory",
-        "256m",
+        *HARDENED,
     )
     wait_for_status(app.url + health_path(), timeout=10)
 

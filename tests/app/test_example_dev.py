@@ -4,19 +4,11 @@ the image baked in. The template's own dev test (any app) is tests/test_dev.py."
 import time
 
 import pytest
-from dockertools import RUN_ID, dev_tree, dev_tree_remove, http, make_in, save_as_editor, wait_for_status
+from dockertools import RUN_ID, http, make_in, save_as_editor, wait_for_status
 
 pytestmark = [pytest.mark.docker, pytest.mark.compose]
 ORIGINAL = "Hello from a multi-stage build!"
 RELOAD_WITHIN_S = 3.0
-
-
-@pytest.fixture(scope="module")
-def tree(multi_image, tmp_path_factory):
-    """A copy of the tracked tree to edit, and the environment make runs in for it."""
-    copy, env, url = dev_tree(tmp_path_factory.mktemp("dev"))
-    yield copy, env, url
-    dev_tree_remove(copy, env)
 
 
 def greet(copy, text):
@@ -31,10 +23,10 @@ def body(url):
     return http(url + "/", timeout=5)[2].strip()
 
 
-def test_dev_serves_an_edit_within_3_seconds_then_up_bakes_the_code_in(tree):
+def test_dev_serves_an_edit_within_3_seconds_then_up_bakes_the_code_in(dev_copy):
     """make dev: a saved edit is served within 3 s. make up afterwards (the production shape): the
     code is the image's, and a later edit changes nothing."""
-    copy, env, url = tree
+    copy, env, url = dev_copy
     make_in(copy, env, "dev")
     wait_for_status(url + "/", timeout=15)
     assert body(url) == ORIGINAL

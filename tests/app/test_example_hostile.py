@@ -11,7 +11,7 @@ import uuid
 import facts
 import pytest
 from dockertools import Container, LogWindow, docker_or_fail, http, no_traceback, wait_for_status
-from hostile import CASES, GUNICORN_ANSWERS, exchange, http_get_seconds, malformed, parse_responses, stalled, still_open
+from hostile import CASES, GUNICORN_ANSWERS, exchange, malformed, p99_of_probes, parse_responses, stalled, still_open
 
 pytestmark = [pytest.mark.docker]
 
@@ -112,15 +112,7 @@ def test_root_answers_200_within_1s_p99_while_400_clients_stall(stack):
     front_timeout = max(facts.nginx_seconds(name) for name in ("client_header_timeout", "client_body_timeout"))
     with stalled(stack.port, STALLED, STALLED) as socks:
         opened = time.monotonic()
-        seconds = []
-        for number in range(PROBES * 2):
-            path = ("/healthz", "/")[number % 2]
-            # 2 s each: a front that stalls fails the test in seconds, not after 200 timeouts.
-            status, took = http_get_seconds(stack.port, path, timeout=2)
-            assert status == 200, f"request {number + 1} ({path}) got {status} after {took:.1f}s"
-            seconds.append(took)
-        seconds.sort()
-        p99 = seconds[int(len(seconds) * 0.99) - 1]
+        p99 = p99_of_probes(stack.port, ["/healthz", "/"], lambda path, status: status == 200, PROBES * 2)
         assert p99 <= 1.0, f"p99 {p99:.3f}s"
         # The measurement counts only if the stalled clients were still there throughout.
         assert time.monotonic() - opened < front_timeout

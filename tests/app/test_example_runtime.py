@@ -6,6 +6,7 @@ import time
 
 import pytest
 from dockertools import (
+    HARDENED,
     Container,
     http,
     no_traceback,
@@ -48,17 +49,7 @@ def test_serves_root_when_hardened(app_image, run):
     """Still serves the greeting with a read-only root, no capabilities, no privilege gain and tight limits."""
     app = run(
         app_image,
-        "--read-only",
-        "--tmpfs",
-        "/tmp",
-        "--cap-drop",
-        "ALL",
-        "--security-opt",
-        "no-new-privileges",
-        "--pids-limit",
-        "64",
-        "--memory",
-        "256m",
+        *HARDENED,
     )
     wait_for_status(app.url + "/", timeout=10)
     assert GREETING in http(app.url + "/")[2]

@@ -54,9 +54,13 @@ def test_process_runs_as_non_root(app_image, run):
     """Every process in the container (gunicorn and its workers) runs with a non-zero uid."""
     app = run(app_image)
     wait_for_status(app.url + health_path())
-    # docker top asks the host's ps: it works for images with no shell or `id` inside.
-    rows = docker_or_fail("top", app.name, "-eo", "pid,uid,comm").stdout.splitlines()[1:]
-    assert len(rows) >= 3 and all(row.split()[1] != "0" for row in rows), rows
+    # docker top asks the host's ps: it works for images with no shell or `id` inside. The first answer
+    # can come before the last worker has booted: wait for the master and both workers.
+    deadline = time.monotonic() + 10 * EMULATION_FACTOR
+    while len(rows := docker_or_fail("top", app.name, "-eo", "pid,uid,comm").stdout.splitlines()[1:]) < 3:
+        assert time.monotonic() < deadline, f"gunicorn's workers did not all start: {rows}"
+        time.sleep(0.2)
+    assert all(row.split()[1] != "0" for row in rows), rows
 
 
 def test_app_code_not_writable_by_app_user(multi_image):

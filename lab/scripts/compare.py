@@ -611,7 +611,7 @@ def print_report(rows, lines, results, host, wanted):
 
 def measured_line(args, host, now):
     """The Markdown snippet's last line: how, when, on what and with which bases the figures were measured."""
-    command = f"make compare{f' PLATFORM={args.platform}' if args.platform else ''}"
+    command = f"make -f lab/Makefile compare{f' PLATFORM={args.platform}' if args.platform else ''}"
     return (
         f"Measured by `{command}` on {now:%Y-%m-%d}, {host['nproc']} cores, "
         f"Docker {host['docker_server_version']} ({host['image_store']} image store), base images `{args.base}`"

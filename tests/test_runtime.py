@@ -9,6 +9,7 @@ import pytest
 from dockertools import (
     EMULATION_FACTOR,
     HARDENED,
+    RUN_ID,
     docker_or_fail,
     inspect,
     platform_elf_machine,
@@ -61,6 +62,38 @@ def test_process_runs_as_non_root(app_image, run):
         assert time.monotonic() < deadline, f"gunicorn's workers did not all start: {rows}"
         time.sleep(0.2)
     assert all(row.split()[1] != "0" for row in rows), rows
+
+
+def image_env(image):
+    """The image's ENV, as a dict."""
+    return dict(entry.split("=", 1) for entry in inspect(image)["Config"]["Env"])
+
+
+@pytest.mark.platform
+def test_data_dir_ships_empty_and_owned_by_the_app_user(app_image):
+    """$DATA_DIR is in the image, owned by its USER and empty: the warm-up ran the app, and left no state."""
+    assert image_env(app_image).get("DATA_DIR"), "the image sets no DATA_DIR"
+    code = "import os; d = os.environ['DATA_DIR']; s = os.stat(d); print(s.st_uid, s.st_gid, sorted(os.listdir(d)))"
+    out = docker_or_fail("run", "--rm", "--network", "none", app_image, "python", "-c", code).stdout.split(" ", 2)
+    assert ":".join(out[:2]) == inspect(app_image)["Config"]["User"] and out[2].strip() == "[]", out
+
+
+@pytest.mark.platform
+def test_app_user_writes_data_dir_on_a_new_volume_under_a_read_only_root(app_image):
+    """A fresh named volume at $DATA_DIR takes the image's directory's owner, so the app's user can write
+    its state there while everything else is read-only (compose's app-data volume)."""
+    volume = f"pyslim-test-data-{RUN_ID}"
+    code = (
+        "import os; p = os.path.join(os.environ['DATA_DIR'], 'state'); open(p, 'w').write('x'); print(open(p).read())"
+    )
+    try:
+        proc = docker_or_fail(
+            "run", "--rm", "--network", "none", "--read-only", "--volume", f"{volume}:{image_env(app_image)['DATA_DIR']}",
+            app_image, "python", "-c", code, check=False,
+        )  # fmt: skip
+    finally:
+        docker_or_fail("volume", "rm", "--force", volume, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "x", proc.stderr
 
 
 def test_app_code_not_writable_by_app_user(multi_image):

@@ -8,7 +8,7 @@ set -euo pipefail
 
 report=${1:?usage: renovate-extract.sh REPORT_JSON IMAGE...}
 shift
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 tools=$root/build/renovate
 RENOVATE_VERSION=${RENOVATE_VERSION:-44}
 
@@ -37,12 +37,12 @@ report, log, root, images = sys.argv[1], pathlib.Path(sys.argv[2]).read_text(), 
 deps = lambda manager: [(f["packageFile"], d) for f in files.get(manager, []) for d in f["deps"]]
 found = {
     "lock files": {lock for f in files.get("pip-compile", []) for lock in f.get("lockFiles", [])},
-    "images": {f"{d['depName']}:{d.get('currentValue')}" for m in ("dockerfile", "docker-compose") for _, d in deps(m)},
+    "images": {f"{d['depName']}:{d.get('currentValue')}" for m in ("dockerfile", "docker-compose") for _, d in deps(m) if d.get("depName")},
     "actions": {f"{d['depName']}@{d.get('currentDigest')} # {d.get('currentValue')}" for _, d in deps("github-actions")},
 }
 workflows = "".join(p.read_text() for p in sorted((root / ".github" / "workflows").glob("*.y*ml")))
 wanted = {
-    "lock files": {p.name for p in root.glob("requirements*.txt")},
+    "lock files": {str(p.relative_to(root)) for p in [*root.glob("requirements*.txt"), *root.glob("tests/requirements*.txt")]},
     "images": set(images),
     "actions": {f"{a} # {v}" for a, v in re.findall(r"uses:\s*(\S+)\s+#\s*(\S+)", workflows)},
 }

@@ -93,13 +93,6 @@ def dockerfile_user(dockerfile):
     return int(uid), int(gid)
 
 
-def dockerfile_port_defaults(dockerfile):
-    """The ports the Dockerfile's programs (HEALTHCHECK, bytecode warm-up) ask when PORT is unset."""
-    found = re.findall(r"os\.environ\.get\('PORT', '(\d+)'\)", (ROOT / dockerfile).read_text())
-    assert found, f"{dockerfile} names no default PORT"
-    return [int(port) for port in found]
-
-
 def compose():
     """compose.yaml as YAML (defaults of ${VAR:-default} are left as written)."""
     return yaml.safe_load((ROOT / "compose.yaml").read_text())

@@ -6,6 +6,7 @@ import shutil
 import time
 from pathlib import Path
 
+import facts
 import pytest
 from dockertools import ROOT, RUN_ID, build, context_files, copy_tracked, docker_or_fail, inspect
 
@@ -13,17 +14,10 @@ HERE = Path(__file__).resolve().parent
 SHIPPED = ["Dockerfile", "Dockerfile.distroless"]
 
 
-def package_arg(name, dockerfile):
-    """The Debian packages an `ARG NAME="..."` line of a Dockerfile names (quotes optional, may be empty)."""
-    found = re.search(rf'^ARG {name}="?([^"\n]*)"?$', (ROOT / dockerfile).read_text(), re.MULTILINE)
-    assert found, f"{dockerfile} has no ARG {name}=... line"
-    return found.group(1).split()
-
-
 def test_dockerfiles_name_the_same_packages():
     """BUILD_PACKAGES and RUNTIME_PACKAGES are the same in every Dockerfile that names them: edit one, edit all."""
     for name, dockerfiles in (("BUILD_PACKAGES", [*SHIPPED, "Dockerfile.single_stage"]), ("RUNTIME_PACKAGES", SHIPPED)):
-        values = {dockerfile: package_arg(name, dockerfile) for dockerfile in dockerfiles}
+        values = {dockerfile: facts.dockerfile_packages(name, dockerfile) for dockerfile in dockerfiles}
         assert len({tuple(v) for v in values.values()}) == 1, f"{name} differs between the Dockerfiles: {values}"
 
 

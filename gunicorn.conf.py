@@ -22,7 +22,8 @@ setup_command = ["flask", "--app", "app", "init-db"]
 # The app's state lives in $DATA_DIR (/data), the one writable directory, a volume in compose and Kubernetes.
 
 # --- gunicorn ---
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+_port = int(os.environ.get("PORT", "8000"))
+bind = f"0.0.0.0:{_port}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 
 # Each worker fchmod()s a heartbeat file on every loop; on a disk-backed /tmp that
@@ -49,7 +50,7 @@ def _get(path, timeout):
     """The status of GET path on this container's gunicorn."""
     import http.client
 
-    client = http.client.HTTPConnection("127.0.0.1", int(os.environ.get("PORT", "8000")), timeout=timeout)
+    client = http.client.HTTPConnection("127.0.0.1", _port, timeout=timeout)
     client.request("GET", path)
     return client.getresponse().status
 

@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def dockerfile_arg(name, dockerfile="Dockerfile"):
-    """The default of `ARG name=...` in a Dockerfile: base images are named there and only there."""
-    found = re.search(rf"^ARG {name}=(\S+)$", (ROOT / dockerfile).read_text(), re.MULTILINE)
+    """The default of `ARG name=...` in a Dockerfile, quotes removed (may be empty): base images and OS
+    packages are named there and only there."""
+    found = re.search(rf"^ARG {name}=(\"[^\"\n]*\"|\S*)$", (ROOT / dockerfile).read_text(), re.MULTILINE)
     assert found, f"{dockerfile} has no ARG {name}=..."
-    return found.group(1)
+    return found.group(1).strip('"')
 
 
 def compose_default(name):

@@ -8,7 +8,7 @@ import re
 import runpy
 
 import yaml
-from dockertools import ROOT
+from dockertools import ROOT, dockerfile_arg
 
 UNITS_S = {"ms": 0.001, "": 1, "s": 1, "m": 60, "h": 3600}
 UNITS_BYTES = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -114,7 +114,5 @@ def wsgi_module_file():
 
 def dockerfile_packages(name, dockerfile):
     """The Debian packages a Dockerfile's `ARG name="pkg ..."` names by default: [] when it is empty
-    (a pure-Python app). dockertools.dockerfile_arg takes one unquoted word; this takes the list."""
-    found = re.search(rf"^ARG {name}=(\"[^\"\n]*\"|\S*)$", (ROOT / dockerfile).read_text(), re.MULTILINE)
-    assert found, f"{dockerfile} has no ARG {name}=..."
-    return found.group(1).strip('"').split()
+    (a pure-Python app)."""
+    return dockerfile_arg(name, dockerfile).split()

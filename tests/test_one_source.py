@@ -138,14 +138,10 @@ def test_nginx_drains_before_compose_kills_it():
 
 def app_ports():
     """Every statement of the port gunicorn listens on: {where: port}."""
+    # bind is also the port the warm-up and the HEALTHCHECK ask (gunicorn.conf.py's one _port).
     ports = {"gunicorn.conf.py bind": facts.gunicorn_port()}
     for dockerfile in ["Dockerfile.single_stage", *SHIPPED_DOCKERFILES]:
         ports[f"{dockerfile} EXPOSE"] = int(facts.dockerfile_lines(dockerfile, "EXPOSE")[-1])
-    # The warm-up and the HEALTHCHECK ask gunicorn.conf.py's own default when PORT is unset.
-    for i, port in enumerate(
-        re.findall(r"os\.environ\.get\(\"PORT\", \"(\d+)\"\)", (ROOT / "gunicorn.conf.py").read_text())
-    ):
-        ports[f"gunicorn.conf.py default PORT #{i + 1}"] = int(port)
     upstream = [value for value in facts.nginx("set") if value.startswith("$app ")]
     ports["deploy/proxy/nginx.conf upstream"] = int(upstream[0].rsplit(":", 1)[1])
     for overlay in OVERLAYS:

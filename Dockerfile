@@ -7,9 +7,14 @@ ARG PYTHON_IMAGE=python:3.13-slim-trixie
 # Dockerfile.distroless and Dockerfile.single_stage name the same.
 ARG BUILD_PACKAGES="libpq-dev"
 ARG RUNTIME_PACKAGES="libpq5"
+# The time of every file the build writes, never the clock's: the same commit builds the same image,
+# and a layer changes only when its inputs do. (The image's date is SOURCE_DATE_EPOCH: `make build`
+# passes the commit's.) rules_pkg's "portable mtime", 2000-01-01.
+ARG FILE_MTIME=946684800
 
 FROM ${PYTHON_IMAGE} AS builder
 ARG BUILD_PACKAGES
+ARG FILE_MTIME
 
 # A compiler and headers, left behind with this stage. Unpinned: Debian's archive drops old
 # versions on every security update; the base image's tag fixes the release.
@@ -34,24 +39,37 @@ RUN --mount=type=cache,target=/root/.cache/pip \
         --require-hashes \
         --root-user-action=ignore \
         --requirement /tmp/requirements.txt; \
-    find /opt/venv -name '*.so' -exec strip --strip-unneeded {} +
+    find /opt/venv -name '*.so' -exec strip --strip-unneeded {} +; \
+    find /opt/venv -exec touch --no-dereference --date="@${FILE_MTIME}" {} +
+
+# The code, as .dockerignore's allowlist has it: root-owned, readable by the app user whatever the
+# checkout's modes (0755: directories need x), and with FILE_MTIME, not the checkout's times.
+COPY --chmod=0755 . /app
+RUN find /app -exec touch --no-dereference --date="@${FILE_MTIME}" {} +
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG RUNTIME_PACKAGES
+ARG FILE_MTIME
 
-# The libraries the extensions link, and nothing apt leaves behind; a numeric non-root user
-# (distroless's 65532, so one volume serves either image) and its empty /data.
+# The libraries the extensions link; a numeric non-root user (distroless's 65532, so one volume serves
+# either image) and its empty /data. apt's lists and logs stay in /tmp, and what dpkg and ldconfig keep
+# of the base's is emptied, not deleted: a deleted file leaves a marker stamped with the clock. Then
+# every file this step wrote takes FILE_MTIME (useradd's password date too).
 # hadolint ignore=DL3008
 RUN set -eux; \
+    since="$(date +%s.%N)"; \
     if [ -n "${RUNTIME_PACKAGES}" ]; then \
-        apt-get update; \
-        apt-get install -y --no-install-recommends ${RUNTIME_PACKAGES}; \
+        apt-get -o Dir::State::Lists=/tmp/apt update; \
+        apt-get -o Dir::State::Lists=/tmp/apt -o Dir::Log=/tmp/apt -o Dpkg::Options::=--log=/dev/null \
+            install -y --no-install-recommends ${RUNTIME_PACKAGES}; \
+        rm -rf /tmp/apt; \
+        truncate -s 0 /var/lib/dpkg/status-old /var/cache/ldconfig/aux-cache; \
     fi; \
-    rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log /var/lib/dpkg/status-old \
-        /var/cache/ldconfig/aux-cache; \
+    export SOURCE_DATE_EPOCH="${FILE_MTIME}"; \
     groupadd --gid 65532 nonroot; \
     useradd --uid 65532 --gid nonroot --no-log-init --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nonroot; \
-    install -d -o nonroot -g nonroot /data
+    install -d -o nonroot -g nonroot /data; \
+    find / -xdev -newermt "@${since}" -exec touch --no-dereference --date="@${FILE_MTIME}" {} +
 
 # --link: independent of the layers below, so a new base reuses it.
 COPY --link --from=builder /opt/venv /opt/venv
@@ -60,12 +78,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DATA_DIR=/data
 
-# The code last, as .dockerignore's allowlist has it: root-owned, readable by the app user
-# whatever the checkout's modes (0755: directories need x).
+# The code last.
+COPY --link --from=builder /app /app
 WORKDIR /app
-COPY --link --chmod=0755 . ./
 
-# Bytecode for exactly what starting and serving import: gunicorn started once, warm_paths requested.
+# Bytecode for exactly what starting and serving import: gunicorn started once, warm_paths requested;
+# hash-based, with FILE_MTIME (gunicorn.conf.py says why).
 RUN ["python", "gunicorn.conf.py", "warm-up"]
 
 USER 65532:65532

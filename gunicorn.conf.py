@@ -56,12 +56,15 @@ def _get(path, timeout):
 
 
 def _warm_up():
-    """Start gunicorn, request warm_paths, stop it: Python writes bytecode for exactly what runs.
-    A gunicorn that exits (the app fails to import) fails the build at once, its traceback above."""
+    """Start gunicorn, request warm_paths, stop it: Python writes bytecode for exactly what runs. Then
+    make the step reproducible (_settle). A gunicorn that exits (the app fails to import) fails the
+    build at once, its traceback above."""
+    import time
+
+    since = time.time()  # before any import that writes bytecode (time is built in)
     import signal
     import sys
     import tempfile
-    import time
 
     # The app's state stays out of the image: it writes to a throwaway directory here, never to /data.
     # os.spawnvpe, not subprocess: nothing gunicorn itself never imports gets bytecode.
@@ -84,7 +87,38 @@ def _warm_up():
         for path in warm_paths:
             _get(path, 300)  # any status will do: the route's imports run either way
         os.kill(server, signal.SIGTERM)
-        sys.exit(os.waitstatus_to_exitcode(os.waitpid(server, 0)[1]))
+        exit_code = os.waitstatus_to_exitcode(os.waitpid(server, 0)[1])
+    if exit_code:
+        sys.exit(exit_code)
+    _settle(since)
+
+
+def _settle(since):
+    """Make what this build step wrote the same on every build. Its bytecode is recompiled hash-based
+    ("checked": Python compares it with its source's hash, so it stays valid whatever the file times,
+    and is never used once the source changes, a dev tree mounted over the code included). compileall
+    runs with a fixed hash seed (set constants are written in hash order) and -B (its own imports write
+    nothing). Then every file and directory written takes FILE_MTIME, the build's fixed file time."""
+    import sys
+
+    root = os.lstat("/").st_dev
+    written = []
+    for top, dirs, files in os.walk("/"):
+        dirs[:] = [name for name in dirs if os.lstat(os.path.join(top, name)).st_dev == root]  # not /proc, /dev
+        written += [
+            path for path in (os.path.join(top, name) for name in dirs + files) if os.lstat(path).st_mtime >= since
+        ]
+    suffix = f".{sys.implementation.cache_tag}.pyc"  # dir/__pycache__/name.cpython-313.pyc is dir/name.py's
+    sources = [
+        path.replace("/__pycache__/", "/").removesuffix(suffix) + ".py" for path in written if path.endswith(suffix)
+    ]
+    compileall = [sys.executable, "-B", "-m", "compileall", "-f", "-q", "--invalidation-mode", "checked-hash"]
+    status = os.spawnve(os.P_WAIT, sys.executable, compileall + sources, {**os.environ, "PYTHONHASHSEED": "0"})
+    if status:
+        sys.exit(f"warm-up: compileall exited {status}")
+    mtime = int(os.environ["FILE_MTIME"])
+    for path in written:
+        os.utime(path, (mtime, mtime), follow_symlinks=False)
 
 
 if __name__ == "__main__":

@@ -26,12 +26,14 @@ RUN set -eux; \
 
 # A venv without pip, filled by the base's pip: one directory to copy, console scripts included.
 # Pip's cache, the lock file and a proxy's CA bundle are mounts: no layer keeps them. No bytecode
-# yet (the warm-up writes it for what runs); extensions stripped of debug symbols.
+# yet (the warm-up writes it for what runs). Extensions compiled without debug information (it
+# would carry pip's random build path into their build ID) and stripped of symbols.
 RUN --mount=type=cache,target=/root/.cache/pip \
     --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
     --mount=type=secret,id=ca \
     set -eux; \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
+    export CFLAGS=-g0 CXXFLAGS=-g0; \
     python -m venv --without-pip /opt/venv; \
     pip --python /opt/venv/bin/python install \
         --disable-pip-version-check \
@@ -40,7 +42,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
         --root-user-action=ignore \
         --requirement /tmp/requirements.txt; \
     find /opt/venv -name '*.so' -exec strip --strip-unneeded {} +; \
-    find /opt/venv -exec touch --no-dereference --date="@${FILE_MTIME}" {} +
+    find /opt -exec touch --no-dereference --date="@${FILE_MTIME}" {} +
 
 # The code, as .dockerignore's allowlist has it: root-owned, readable by the app user whatever the
 # checkout's modes (0755: directories need x), and with FILE_MTIME, not the checkout's times.
@@ -72,7 +74,7 @@ RUN set -eux; \
     find / -xdev -newermt "@${since}" -exec touch --no-dereference --date="@${FILE_MTIME}" {} +
 
 # --link: independent of the layers below, so a new base reuses it.
-COPY --link --from=builder /opt/venv /opt/venv
+COPY --link --from=builder /opt /opt
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

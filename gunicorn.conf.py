@@ -61,7 +61,10 @@ def _warm_up():
     build at once, its traceback above."""
     import time
 
-    since = time.time()  # before any import that writes bytecode (time is built in)
+    # What this step writes is newer than this: its start, less 10 s for what comes before this line
+    # (Python's start-up writes bytecode; BuildKit's mount stubs change /etc). Earlier steps' files carry
+    # FILE_MTIME, the base's are older.
+    since = time.time() - 10
     import signal
     import sys
     import tempfile

@@ -107,10 +107,13 @@ def _settle(since):
     root = os.lstat("/").st_dev
     written = []
     for top, dirs, files in os.walk("/"):
-        dirs[:] = [name for name in dirs if os.lstat(os.path.join(top, name)).st_dev == root]  # not /proc, /dev
-        written += [
-            path for path in (os.path.join(top, name) for name in dirs + files) if os.lstat(path).st_mtime >= since
-        ]
+        for name in dirs + files:
+            path = os.path.join(top, name)
+            stat = os.lstat(path)
+            if stat.st_dev != root:  # /proc, /dev, and the files BuildKit mounts (/etc/hosts)
+                dirs[:] = [d for d in dirs if d != name]
+            elif stat.st_mtime >= since:
+                written.append(path)
     suffix = f".{sys.implementation.cache_tag}.pyc"  # dir/__pycache__/name.cpython-313.pyc is dir/name.py's
     sources = [
         path.replace("/__pycache__/", "/").removesuffix(suffix) + ".py" for path in written if path.endswith(suffix)

@@ -24,14 +24,16 @@ DB_PASSWORD_FILE ?= .secrets/db_password
 # Labels: the commit, its own date (rebuilding a commit gives the same image), origin as https, no token.
 REVISION   := $(or $(REVISION),$(shell git rev-parse --short HEAD 2>/dev/null),unknown)
 CREATED    := $(or $(CREATED),$(shell git log -1 --format=%cI 2>/dev/null),unknown)
+# The image's own date (its config's "created"): the commit's too, so one commit builds one image.
+SOURCE_DATE_EPOCH := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null),0)
 SOURCE_URL := $(or $(SOURCE_URL),$(shell git remote get-url origin 2>/dev/null | sed -E \
 	-e 's,^git@([^:/]+):,https://\1/,' -e 's,^(ssh|git)://([^@/]+@)?([^/:]+)(:[0-9]+)?/,https://\3/,' \
 	-e 's,^https?://([^@/]+@)?,https://,' -e 's,(\.git)?/*$$,,' | grep '^https://'),unknown)
 comma := ,
-BUILD_FLAGS = $(foreach a,PYTHON_IMAGE DEBIAN_IMAGE DISTROLESS_IMAGE REVISION CREATED SOURCE_URL,--build-arg $(a)=$($(a))) \
+BUILD_FLAGS = $(foreach a,PYTHON_IMAGE DEBIAN_IMAGE DISTROLESS_IMAGE REVISION CREATED SOURCE_URL SOURCE_DATE_EPOCH,--build-arg $(a)=$($(a))) \
 	$(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE)) $(if $(PLATFORM),--platform $(PLATFORM))
 export IMAGE PLATFORM PYTHON_IMAGE DEBIAN_IMAGE DISTROLESS_IMAGE POSTGRES_IMAGE NGINX_IMAGE VARIANT DOCKERFILE \
-	CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED SOURCE_URL
+	CA_BUNDLE DB_PASSWORD_FILE REVISION CREATED SOURCE_URL SOURCE_DATE_EPOCH
 export CHECKOV = $(abspath $(VENV)-checkov)/bin/checkov
 # The host tools' oldest Python is pyproject.toml's requires-python: a missing or older one stops here.
 PYTHON_MIN := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)"/\1/p' pyproject.toml)
@@ -41,11 +43,19 @@ $(error PYTHON=$(PYTHON) is missing or too old: these tools need Python $(PYTHON
 endif
 endif
 .DEFAULT_GOAL := help
-.PHONY: help build up dev down test lint requirements clean
+.PHONY: help build reproduce up dev down test lint requirements clean
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 build: ## Build the three images, tagged pyslim:single-stage, :multi-stage, :distroless
 	$(foreach v,$(VARIANTS),docker build $(BUILD_FLAGS) --file $(call dockerfile,$(v)) --tag $(IMAGE):$(v) . &&) true
+# Two clean clones of HEAD (a commit: uncommitted changes are not in it), each shipped image built
+# from each with no cache, then compared: the same image ID, or the first layer and files that differ.
+SHIPPED = multi-stage distroless
+reproduce: ## Build multi-stage and distroless twice from clean clones of HEAD, no cache; compare them
+	rm -rf build/reproduce && git clone --quiet . build/reproduce/a && git clone --quiet . build/reproduce/b
+	$(foreach c,a b,$(foreach v,$(SHIPPED),docker build --quiet --no-cache $(BUILD_FLAGS) --file build/reproduce/$(c)/$(call dockerfile,$(v)) \
+		--tag $(IMAGE)-reproduce:$(v)-$(c) build/reproduce/$(c) &&)) true
+	$(PYTHON) tests/reproduce.py $(foreach v,$(SHIPPED),$(IMAGE)-reproduce:$(v)-a $(IMAGE)-reproduce:$(v)-b)
 up: $(DB_PASSWORD_FILE) ## Run the app behind nginx on http://127.0.0.1:8000, with Postgres (VARIANT=distroless too)
 	docker compose up --build --wait
 dev: $(DB_PASSWORD_FILE) ## Like up, with your code mounted and gunicorn reloading on every save
@@ -67,7 +77,7 @@ requirements: $(VENV)/.installed ## Re-pin requirements.txt and the test tools' 
 		rm $(call lock,2,$(l)).bak &&) true
 clean: ## Remove the stack and its volumes, the images, the venvs and build/
 	-docker compose down --volumes --remove-orphans
-	-docker image rm $(VARIANTS:%=$(IMAGE):%)
+	-docker image rm $(VARIANTS:%=$(IMAGE):%) $(foreach c,a b,$(SHIPPED:%=$(IMAGE)-reproduce:%-$(c)))
 	rm -rf build $(VENV) $(VENV)-checkov
 # checkov's pins can't share a venv with pytest's (tests/requirements-checkov.in says why).
 $(VENV)/.installed: tests/requirements.txt

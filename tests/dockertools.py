@@ -73,7 +73,7 @@ def build(dockerfile, tag, *extra, context=ROOT, ca_bundle=CA_BUNDLE):
     for arg, image in BASE_IMAGES.items():
         args += ["--build-arg", f"{arg}={image}"]
     # The labels `make build` sets, so both build the same image instead of retagging.
-    for arg in ("REVISION", "CREATED", "SOURCE_URL"):
+    for arg in ("REVISION", "CREATED", "SOURCE_URL", "SOURCE_DATE_EPOCH"):
         if os.environ.get(arg):
             args += ["--build-arg", f"{arg}={os.environ[arg]}"]
     if ca_bundle:

@@ -20,7 +20,7 @@ SHOWN = 20  # files listed for the first differing layer; the rest are counted
 
 
 def image_id(image):
-    """The image's ID: its config's digest (classic store) or its manifest's (containerd store)."""
+    """The image's ID: its config's digest (classic store) or its index's (containerd store)."""
     return docker_stdout("image", "inspect", "--format", "{{.Id}}", image).strip()
 
 
@@ -41,7 +41,8 @@ def entry(member, data):
 
 
 def saved(image):
-    """The image's config and, in order, each layer's {path: entry}, streamed from `docker save`."""
+    """The image's config digest, its config and, in order, each layer's {path: entry}, streamed from
+    `docker save`. The config digest names the image on either store: it covers every layer's digest."""
     proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     blobs, manifest = {}, None
     with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
@@ -60,7 +61,9 @@ def saved(image):
         pass
     if proc.wait() != 0:
         raise RuntimeError(f"`docker save {image}` exited {proc.returncode}: {proc.stderr.read().decode().strip()}")
-    return blobs[manifest[0]["Config"]], [blobs[name] for name in manifest[0]["Layers"]]
+    config = manifest[0]["Config"]  # blobs/sha256/<hex> (Docker 25+) or <hex>.json
+    digest = "sha256:" + config.rsplit("/", 1)[-1].removesuffix(".json")
+    return digest, blobs[config], [blobs[name] for name in manifest[0]["Layers"]]
 
 
 def layer_entries(raw):
@@ -95,10 +98,12 @@ def differences(a, b):
 
 def report(image_a, image_b):
     """None if the two images are the same image; else what a human reads to find why not."""
-    id_a, id_b = image_id(image_a), image_id(image_b)
+    if image_id(image_a) == image_id(image_b):
+        return None
+    # The containerd store's ID names an index that may hold a build's attestation, dated by the clock.
+    (id_a, config_a, layers_a), (id_b, config_b, layers_b) = saved(image_a), saved(image_b)
     if id_a == id_b:
         return None
-    (config_a, layers_a), (config_b, layers_b) = saved(image_a), saved(image_b)
     lines = [f"{image_a} {id_a}", f"{image_b} {id_b}"]
     steps = layer_steps(config_a)
     differing = [i for i in range(max(len(layers_a), len(layers_b))) if layers_a[i : i + 1] != layers_b[i : i + 1]]
@@ -125,7 +130,7 @@ def main(images):
     for image_a, image_b in zip(images[::2], images[1::2], strict=True):
         found = report(image_a, image_b)
         if found is None:
-            print(f"identical: {image_a} and {image_b} are {image_id(image_a)}")
+            print(f"identical: {image_a} and {image_b} are {saved(image_a)[0]}")
         else:
             failed = True
             print(f"different: {image_a} and {image_b}\n{found}")

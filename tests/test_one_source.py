@@ -185,6 +185,12 @@ def test_both_shipped_images_run_as_the_same_user():
     assert facts.dockerfile_user("Dockerfile") == facts.dockerfile_user("Dockerfile.distroless")
 
 
+def test_both_shipped_images_give_their_files_the_same_time():
+    """One FILE_MTIME in both shipped Dockerfiles, an integer (touch --date=@ and the warm-up read it)."""
+    times = {name: dockerfile_arg("FILE_MTIME", name) for name in ("Dockerfile", "Dockerfile.distroless")}
+    assert len(set(times.values())) == 1 and times["Dockerfile"].isdigit(), times
+
+
 def test_every_file_names_the_same_data_dir():
     """The images' DATA_DIR, the directory they create for it, compose's and the pods' mounts agree."""
     places = {}

@@ -61,10 +61,10 @@ def _warm_up():
     build at once, its traceback above."""
     import time
 
-    # What this step writes is newer than this: its start, less 10 s for what comes before this line
-    # (Python's start-up writes bytecode; BuildKit's mount stubs change /etc). Earlier steps' files carry
-    # FILE_MTIME, the base's are older.
-    since = time.time() - 10
+    # What this step writes is newer than this: now, less 30 s for what came before this line (Python's
+    # start-up writes bytecode, seconds of it when emulated; BuildKit's mount stubs change /etc). Earlier
+    # steps' files carry FILE_MTIME; the base's are older than the steps built on it.
+    since = time.time() - 30
     import signal
     import sys
     import tempfile

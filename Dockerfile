@@ -25,10 +25,11 @@ RUN set -eux; \
     rm -rf /var/lib/apt/lists/*
 
 # A venv without pip, filled by the base's pip: one directory to copy, console scripts included.
-# Pip's cache, the lock file and a proxy's CA bundle are mounts: no layer keeps them. No bytecode
-# yet (the warm-up writes it for what runs). Extensions compiled without debug information (it
+# Pip's download cache, the lock file and a proxy's CA bundle are mounts: no layer keeps them. Not
+# pip's cache of the wheels it compiled: one compiled for the other Dockerfile or an older -dev
+# package would come back. No bytecode yet (the warm-up writes it for what runs). Extensions compiled without debug information (it
 # would carry pip's random build path into their build ID) and stripped of symbols.
-RUN --mount=type=cache,target=/root/.cache/pip \
+RUN --mount=type=cache,target=/root/.cache/pip/http-v2 \
     --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \
     --mount=type=secret,id=ca \
     set -eux; \

@@ -149,17 +149,24 @@ def layer_files_containing(image, needle: bytes):
     return scan_layers(image, lambda layer, entry: entry.isfile() and needle in layer.extractfile(entry).read())
 
 
-def image_files(image):
-    """{path: TarInfo} of the image's merged filesystem (docker export), for images with no shell to ask."""
+@contextlib.contextmanager
+def exported(image):
+    """The image's merged filesystem (docker export) as a tar read as it streams, for images with no
+    shell to ask: read each file's content while iterating."""
     name = docker_or_fail("create", image).stdout.strip()
     try:
         proc = subprocess.Popen(["docker", "export", name], stdout=subprocess.PIPE)
         with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-            files = {"/" + entry.name.removeprefix("./"): entry for entry in archive}
+            yield archive
         assert proc.wait() == 0, f"docker export of {image} failed"
     finally:
         docker_or_fail("rm", name, check=False)
-    return files
+
+
+def image_files(image):
+    """{path: TarInfo} of the image's merged filesystem."""
+    with exported(image) as archive:
+        return {"/" + entry.name.removeprefix("./"): entry for entry in archive}
 
 
 def image_texts(image, path):

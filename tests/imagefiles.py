@@ -101,14 +101,19 @@ def layer_nodes(stream):
 
 def read_archive(image, compress=True):
     """Stream `docker save IMAGE` (nothing written to disk) through read_save_stream."""
+    return read_saved(image, lambda stream: read_save_stream(stream, compress))
+
+
+def read_saved(image, read):
+    """read(stream) of `docker save IMAGE`'s output, as it streams; docker's error if it fails."""
     proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        layers = read_save_stream(proc.stdout, compress)
+        result = read(proc.stdout)
         # tarfile stops at the end-of-archive marker; the padding after it must be read too, or
         # docker save, still writing it, dies of SIGPIPE (seen under load on the containerd store).
         while proc.stdout.read(1 << 16):
             pass
-        return layers
+        return result
     finally:
         proc.stdout.close()
         stderr = proc.stderr.read().decode(errors="replace").strip()

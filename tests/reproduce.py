@@ -9,12 +9,12 @@ binary); this reads `docker save` with the standard library, on either image sto
 
 import datetime
 import hashlib
+import io
 import json
-import subprocess
 import sys
 import tarfile
 
-from imagefiles import docker_stdout, uncompressed
+from imagefiles import docker_stdout, read_saved, uncompressed
 
 SHOWN = 20  # files listed for the first differing layer; the rest are counted
 
@@ -43,9 +43,13 @@ def entry(member, data):
 def saved(image):
     """The image's config digest, its config and, in order, each layer's {path: entry}, streamed from
     `docker save`. The config digest names the image on either store: it covers every layer's digest."""
-    proc = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return read_saved(image, read_blobs)
+
+
+def read_blobs(stream):
+    """saved()'s reading of a `docker save` archive."""
     blobs, manifest = {}, None
-    with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
+    with tarfile.open(fileobj=stream, mode="r|") as archive:
         for member in archive:
             if not member.isfile():
                 continue
@@ -57,10 +61,6 @@ def saved(image):
                 blobs[member.name] = json.loads(raw)
             except ValueError:
                 blobs[member.name] = layer_entries(raw)
-    while proc.stdout.read(1 << 16):  # the padding after tar's end marker (see imagefiles.read_archive)
-        pass
-    if proc.wait() != 0:
-        raise RuntimeError(f"`docker save {image}` exited {proc.returncode}: {proc.stderr.read().decode().strip()}")
     config = manifest[0]["Config"]  # blobs/sha256/<hex> (Docker 25+) or <hex>.json
     digest = "sha256:" + config.rsplit("/", 1)[-1].removesuffix(".json")
     return digest, blobs[config], [blobs[name] for name in manifest[0]["Layers"]]
@@ -68,8 +68,6 @@ def saved(image):
 
 def layer_entries(raw):
     """{path: entry} of one layer blob, plain or gzip."""
-    import io
-
     entries = {}
     with tarfile.open(fileobj=uncompressed(io.BytesIO(raw)), mode="r|") as tar:
         for member in tar:
@@ -97,19 +95,21 @@ def differences(a, b):
 
 
 def report(image_a, image_b):
-    """None if the two images are the same image; else what a human reads to find why not."""
-    if image_id(image_a) == image_id(image_b):
-        return None
+    """(True, the image's digest) if the two images are the same image; else (False, what a human reads
+    to find why not)."""
+    id_a = image_id(image_a)
+    if id_a == image_id(image_b):
+        return True, id_a
     # The containerd store's ID names an index that may hold a build's attestation, dated by the clock.
     (id_a, config_a, layers_a), (id_b, config_b, layers_b) = saved(image_a), saved(image_b)
     if id_a == id_b:
-        return None
+        return True, id_a
     lines = [f"{image_a} {id_a}", f"{image_b} {id_b}"]
     steps = layer_steps(config_a)
     differing = [i for i in range(max(len(layers_a), len(layers_b))) if layers_a[i : i + 1] != layers_b[i : i + 1]]
     if not differing:
         keys = sorted(k for k in config_a.keys() | config_b.keys() if config_a.get(k) != config_b.get(k))
-        return "\n".join([*lines, f"every layer is the same; the config differs in: {', '.join(keys)}"])
+        return False, "\n".join([*lines, f"every layer is the same; the config differs in: {', '.join(keys)}"])
     first = differing[0]
     step = steps[first] if first < len(steps) else "?"
     found = differences(
@@ -119,7 +119,7 @@ def report(image_a, image_b):
     lines += [f"first, layer {first + 1}, made by: {step[:200]}", f"{len(found)} files differ:", *found[:SHOWN]]
     if len(found) > SHOWN:
         lines.append(f"  ... and {len(found) - SHOWN} more")
-    return "\n".join(lines)
+    return False, "\n".join(lines)
 
 
 def main(images):
@@ -128,9 +128,9 @@ def main(images):
         sys.exit(__doc__)
     failed = False
     for image_a, image_b in zip(images[::2], images[1::2], strict=True):
-        found = report(image_a, image_b)
-        if found is None:
-            print(f"identical: {image_a} and {image_b} are {saved(image_a)[0]}")
+        same, found = report(image_a, image_b)
+        if same:
+            print(f"identical: {image_a} and {image_b} are {found}")
         else:
             failed = True
             print(f"different: {image_a} and {image_b}\n{found}")

@@ -5,27 +5,20 @@ writes no clock (tests/reproduce.py names the file when it does)."""
 import os
 import struct
 import subprocess
-import tarfile
 
 import pytest
-from dockertools import ROOT, docker_or_fail
+from dockertools import ROOT, exported
 
 
 def pyc_flags(image):
     """{path: flags word of the .pyc header} of every .pyc in the image (PEP 552: bit 0 hash-based,
     bit 1 checked against the source)."""
-    name = docker_or_fail("create", image).stdout.strip()
-    flags = {}
-    try:
-        proc = subprocess.Popen(["docker", "export", name], stdout=subprocess.PIPE)
-        with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-            for entry in archive:
-                if entry.isfile() and entry.name.endswith(".pyc"):
-                    flags["/" + entry.name] = struct.unpack("<I", archive.extractfile(entry).read(8)[4:8])[0]
-        assert proc.wait() == 0, f"docker export of {image} failed"
-    finally:
-        docker_or_fail("rm", name, check=False)
-    return flags
+    with exported(image) as archive:
+        return {
+            "/" + entry.name: struct.unpack("<I", archive.extractfile(entry).read(8)[4:8])[0]
+            for entry in archive
+            if entry.isfile() and entry.name.endswith(".pyc")
+        }
 
 
 @pytest.mark.docker
